@@ -1,0 +1,1 @@
+"""The analysis worker that runs in each batch Job pod."""

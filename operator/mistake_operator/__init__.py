@@ -1,0 +1,1 @@
+"""Kopf operator that batches MistakeAnalyses into Kubernetes Jobs."""
