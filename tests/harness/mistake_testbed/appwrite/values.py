@@ -140,6 +140,8 @@ def apply_defaults(collection: Collection, data: dict[str, Any]) -> dict[str, An
             out[key] = list(attr.default) if isinstance(attr.default, list) else attr.default
         else:
             out[key] = None
+    # Unknown keys stay so that validation can refuse them.
+    out.update({k: v for k, v in data.items() if k not in collection.attributes})
     return out
 
 
