@@ -76,7 +76,8 @@ def test_create_and_update_reach_the_function_with_executor_headers(
     assert [e.status for e in executions] == [204, 204]
     assert all(e.duration > 0 for e in executions)
     first = runs[0]
-    assert first.method == "POST" and first.path == "/"
+    assert first.method == "POST"
+    assert first.path == "/"
     headers = first.headers
     assert headers["x-appwrite-trigger"] == "event"
     assert headers["x-appwrite-event"] == "databases.main.collections.mistake_records.documents.r1.create"
@@ -85,8 +86,10 @@ def test_create_and_update_reach_the_function_with_executor_headers(
     assert headers["x-appwrite-execution-id"] == executions[0].id
     assert headers["content-type"] == "application/json"
     payload = json.loads(first.body)
-    assert payload["$id"] == "r1" and payload["$sequence"] == "1"
-    assert ("$tableId" in payload) is api.rows and ("$collectionId" in payload) is not api.rows
+    assert payload["$id"] == "r1"
+    assert payload["$sequence"] == "1"
+    assert ("$tableId" in payload) is api.rows
+    assert ("$collectionId" in payload) is not api.rows
     assert [r.logs[0] for r in runs] == [
         'event databases.main.collections.mistake_records.documents.r1.create {"status": "pending"}',
         'event databases.main.collections.mistake_records.documents.r1.update {"status": "processing"}',
@@ -106,7 +109,8 @@ def test_the_execution_key_works_against_the_server(
     appwrite.subscribe(host.url)
     TablesDB(appwrite.client()).create_row(DB, "mistake_records", "r1", record())
     (execution,) = appwrite.wait_for_executions(1)
-    assert execution.status == 200 and json.loads(execution.response_body) == {"userId": "user-1"}
+    assert execution.status == 200
+    assert json.loads(execution.response_body) == {"userId": "user-1"}
 
 
 @pytest.mark.parametrize(("style", "expected"), [("legacy", "collections"), ("tables", "tables")])
@@ -156,7 +160,8 @@ def test_unreachable_handler_is_logged_not_retried(appwrite: AppwriteTestServer)
     appwrite.subscribe("http://127.0.0.1:9/", timeout=2)
     TablesDB(appwrite.client()).create_row(DB, "mistake_records", "r1", record())
     (execution,) = appwrite.wait_for_executions(1)
-    assert execution.status is None and execution.error
+    assert execution.status is None
+    assert execution.error
     assert len(appwrite.executions) == 1
 
 
@@ -202,11 +207,13 @@ def test_function_host_loads_an_entry_file_with_env(tmp_path: Any, function_host
 
 def test_in_process_context_is_shaped_like_open_runtimes(runtime_context: Callable[..., RuntimeContext]) -> None:
     ctx = runtime_context({"a": 1}, {"X-Appwrite-Event": "e"}, method="post", path="/x", query_string="k=v&flag")
-    assert ctx.req.body_binary == b'{"a":1}' and ctx.req.body_text == '{"a":1}'
+    assert ctx.req.body_binary == b'{"a":1}'
+    assert ctx.req.body_text == '{"a":1}'
     assert ctx.req.body_json == {"a": 1} == ctx.req.body
     assert ctx.req.headers == {"x-appwrite-event": "e", "content-type": "application/json"}
     assert (ctx.req.method, ctx.req.path, ctx.req.query) == ("POST", "/x", {"k": "v", "flag": ""})
-    assert ctx.req.url == "http://localhost/x?k=v&flag" and ctx.req.port == 80
+    assert ctx.req.url == "http://localhost/x?k=v&flag"
+    assert ctx.req.port == 80
     assert runtime_context("plain").req.body == "plain"
     assert runtime_context(b"", {"content-type": "application/json"}).req.body == {}
     with pytest.raises(json.JSONDecodeError):
@@ -238,8 +245,10 @@ def test_invoke_captures_logs_and_handles_async_main() -> None:
         return context.res.empty()
 
     result = invoke(main, event_context({"$id": "r1"}, "databases.main.collections.c.documents.r1.create"))
-    assert result.status == 204 and result.body == b""
+    assert result.status == 204
+    assert result.body == b""
     assert result.logs == ["got r1 [1, 2]"]
     assert len(result.errors[0]) == 8000
     missing = invoke(lambda ctx: None, event_context({}, "e"))
-    assert missing.status == 500 and "Return statement missing" in missing.errors[0]
+    assert missing.status == 500
+    assert "Return statement missing" in missing.errors[0]

@@ -69,7 +69,8 @@ def test_select_returns_system_ids_and_chosen_attributes(five: Api) -> None:
     result = five.list("mistake_records", [Query.select(["$id", "reviewCount"]), Query.limit(1)])
     item = (result.rows if five.rows else result.documents)[0]
     assert item.data == {"reviewCount": 0}
-    assert item.id == "r0" and item.sequence == "1"
+    assert item.id == "r0"
+    assert item.sequence == "1"
 
 
 @pytest.mark.parametrize(

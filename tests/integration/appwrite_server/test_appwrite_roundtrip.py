@@ -30,7 +30,8 @@ def test_create_returns_model_with_system_fields_and_defaults(api: Api) -> None:
     assert created.sequence == "1"
     assert (created.tableid if api.rows else created.collectionid) == "mistake_records"
     assert created.databaseid == DB
-    assert ISO_MS.match(created.createdat) and created.createdat == created.updatedat
+    assert ISO_MS.match(created.createdat)
+    assert created.createdat == created.updatedat
     assert created.permissions == ['read("any")', 'update("user:u1")']
     # Declared defaults are applied; unset attributes come back as null.
     assert created.data["analysisStatus"] == "pending"
@@ -44,7 +45,8 @@ def test_get_update_upsert_delete_cycle(api: Api, appwrite: AppwriteTestServer) 
     api.create("mistake_records", "rec1", record())
 
     got = api.get("mistake_records", "rec1")
-    assert isinstance(got, api.item_type) and got.data["userId"] == "user-1"
+    assert isinstance(got, api.item_type)
+    assert got.data["userId"] == "user-1"
 
     updated = api.update("mistake_records", "rec1", {"analysisStatus": "processing"})
     assert isinstance(updated, api.item_type)
@@ -53,7 +55,8 @@ def test_get_update_upsert_delete_cycle(api: Api, appwrite: AppwriteTestServer) 
     assert updated.updatedat >= updated.createdat
 
     upserted = api.upsert("mistake_records", "rec1", {"note": "n"})
-    assert upserted.data["note"] == "n" and upserted.sequence == "1"
+    assert upserted.data["note"] == "n"
+    assert upserted.sequence == "1"
     fresh = api.upsert("mistake_records", "rec2", record(note="new"))
     assert fresh.sequence == "2"
 
@@ -76,11 +79,13 @@ def test_list_and_query_return_lists_with_total(api: Api) -> None:
     listed = api.list("mistake_records", [Query.equal("analysisStatus", "pending")])
     assert isinstance(listed, api.list_type)
     items = listed.rows if api.rows else listed.documents
-    assert listed.total == 2 and [i.id for i in items] == ["r1", "r2"]
+    assert listed.total == 2
+    assert [i.id for i in items] == ["r1", "r2"]
     assert all(isinstance(i, api.item_type) for i in items)
 
     no_total = api.list("mistake_records", [Query.limit(1)], total=False)
-    assert no_total.total == 0 and len(no_total.rows if api.rows else no_total.documents) == 1
+    assert no_total.total == 0
+    assert len(no_total.rows if api.rows else no_total.documents) == 1
 
     queried = api.query("mistake_records", [Query.order_desc("$sequence"), Query.limit(2)])
     assert isinstance(queried, api.list_type)
@@ -129,14 +134,15 @@ def test_unknown_database_is_database_not_found(api: Api) -> None:
     assert (caught.value.code, caught.value.type) == (404, "database_not_found")
 
 
-def test_tablesdb_and_databases_see_the_same_data(appwrite_client: object, appwrite: AppwriteTestServer) -> None:
+def test_tablesdb_and_databases_see_the_same_data(appwrite: AppwriteTestServer) -> None:
     client = appwrite.client()
     docs, rows = Databases(client), TablesDB(client)
     docs.create_document(DB, "questions", "q1", question())
     rows.update_row(DB, "questions", "q1", {"content": "2+2=?"})
     doc = docs.get_document(DB, "questions", "q1")
     row = rows.get_row(DB, "questions", "q1")
-    assert doc.data == row.data and doc.data["content"] == "2+2=?"
+    assert doc.data == row.data
+    assert doc.data["content"] == "2+2=?"
     assert (doc.id, doc.sequence, doc.createdat, doc.updatedat) == (row.id, row.sequence, row.createdat, row.updatedat)
     assert doc.collectionid == row.tableid == "questions"
 

@@ -34,11 +34,13 @@ def test_create_get_download_view(appwrite: AppwriteTestServer, name: str, data:
     created = storage.create_file(BUCKET, "f1", InputFile.from_bytes(data, name))
     assert isinstance(created, File)
     assert (created.id, created.bucketid, created.name, created.mimetype) == ("f1", BUCKET, name, mime)
-    assert created.sizeoriginal == len(data) and created.chunksuploaded == created.chunkstotal == 1
+    assert created.sizeoriginal == len(data)
+    assert created.chunksuploaded == created.chunkstotal == 1
     assert created.encryption is True  # origin_question_image is an encrypted bucket
 
     meta = storage.get_file(BUCKET, "f1")
-    assert isinstance(meta, File) and meta.signature == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert isinstance(meta, File)
+    assert meta.signature == hashlib.md5(data, usedforsecurity=False).hexdigest()
     assert storage.get_file_download(BUCKET, "f1") == data
     assert storage.get_file_view(BUCKET, "f1") == data
     download = next(r for r in reversed(appwrite.requests) if r.path.endswith("/download"))
@@ -49,9 +51,11 @@ def test_large_files_arrive_in_chunks_and_reassemble(appwrite: AppwriteTestServe
     data = bytes(range(256)) * (6 * 1024 * 1024 // 256 + 7)  # a bit over 6 MiB: two chunks
     storage = Storage(appwrite.client())
     created = storage.create_file(BUCKET, "big", InputFile.from_bytes(data, "big.jpg"))
-    assert created.chunkstotal == 2 and created.chunksuploaded == 2
+    assert created.chunkstotal == 2
+    assert created.chunksuploaded == 2
     uploads = [r for r in appwrite.requests if r.method == "POST" and r.path.endswith("/files")]
-    assert len(uploads) == 2 and all("Content-Range" in r.headers for r in uploads)
+    assert len(uploads) == 2
+    assert all("Content-Range" in r.headers for r in uploads)
     assert storage.get_file_download(BUCKET, "big") == data
 
 
