@@ -198,7 +198,7 @@ def make_app(state: LLMServerState) -> web.Application:
             status: int | None = None
             try:
                 response = await _serve(request, record, parse, render)
-                status = response.status
+                status = None if record.client_gone else response.status
                 return response
             finally:
                 state.stats.finish(record, status)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-# Generated samples carry this marker in a JPEG comment / PNG text chunk; Pillow keeps it through resize and
-# re-encode, so the fixture lookup still works when the client pre-processes the photo.
+# Generated samples carry `MISTAKE-SAMPLE:<name>;` in a JPEG comment / PNG text chunk (the `;` ends it, as
+# binary bytes follow). Pillow keeps it through resize and re-encode, so the fixture lookup still works when
+# the client pre-processes the photo.
 MARKER_PREFIX = b"MISTAKE-SAMPLE:"
-_MARKER_RE = re.compile(rb"MISTAKE-SAMPLE:([A-Za-z0-9_.-]{1,64})")
+_MARKER_RE = re.compile(rb"MISTAKE-SAMPLE:([A-Za-z0-9_.-]{1,64});")
 _DATA_URL_RE = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[\w.-]+)*);base64,", re.ASCII)
 
 # Limits of a typical hosted vision API; above them the request is refused with a 400 like a provider would.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # Bump when rendering or the catalogue changes: cached files are keyed by it.
-SAMPLES_VERSION = 1
+SAMPLES_VERSION = 2
 
 BadKind = Literal["empty", "truncated_jpeg", "pdf_as_jpg", "html_as_jpg", "decompression_bomb", "oversize"]
 

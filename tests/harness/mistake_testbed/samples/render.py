@@ -96,7 +96,7 @@ def render_page(page: Page, size: tuple[int, int], shade: bool = True) -> Image.
 
 def encode_page(spec: PhotoSpec, index: int) -> bytes:
     """Encoded bytes of page `index` with the sample marker embedded (JPEG comment / PNG text)."""
-    marker = (MARKER_PREFIX + spec.markers()[index]).encode("ascii")
+    marker = f"{MARKER_PREFIX}{spec.markers()[index]};".encode("ascii")
     image = render_page(spec.pages[index], spec.size)
     out = io.BytesIO()
     if spec.image_format == "PNG":
