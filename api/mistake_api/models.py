@@ -149,6 +149,9 @@ class MistakeAnalysisStatus(_Model):
     next_attempt_at: Timestamp | None = Field(default=None, description="Not to be batched before this time.")
     result: AnalysisResult | None = None
     error: AnalysisError | None = None
+    record_synced: bool | None = Field(
+        default=None, description="True once the Appwrite record holds this analysis's final outcome."
+    )
 
 
 class MistakeAnalysis(_Model):
