@@ -37,6 +37,7 @@ class RequestRecord:
     status: int = 0
     duration: float = 0.0
     fault: str = ""
+    delay: float = 0.0  # injected latency, seconds
     at: float = field(default_factory=time.time)
 
 
@@ -104,6 +105,7 @@ def make_middleware(state: ServerState) -> Middleware:
         try:
             delay, fault = state.faults.decide(request.method, request.path)
             if delay:
+                record.delay = delay
                 await asyncio.sleep(delay)
             if fault is not None:
                 record.fault = fault.type
