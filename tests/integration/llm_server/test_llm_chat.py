@@ -28,7 +28,9 @@ def test_image_with_strict_schema_returns_schema_valid_json(openai_client: OpenA
     assert choice.finish_reason == "stop"
     assert choice.message.content is not None
     assert schema_errors(ANALYSIS_SCHEMA, json.loads(choice.message.content)) == []
-    assert result.usage is not None and result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
+    assert result.usage is not None
+    assert result.usage.prompt_tokens > 0
+    assert result.usage.completion_tokens > 0
     [seen] = llm.requests
     assert (seen.status, seen.retry_count, seen.image_count) == (200, 0, 1)
 
@@ -79,7 +81,8 @@ def test_json_object_mode_returns_an_object(openai_client: OpenAI, llm: LLMTestS
         response_format={"type": "json_object"},
     )
     data = json.loads(result.choices[0].message.content or "")
-    assert data["subject"] == "physics" and data["answer"] == "C"
+    assert data["subject"] == "physics"
+    assert data["answer"] == "C"
 
 
 def test_json_object_mode_requires_the_word_json(openai_client: OpenAI, llm: LLMTestServer) -> None:
@@ -93,7 +96,8 @@ def test_json_object_mode_requires_the_word_json(openai_client: OpenAI, llm: LLM
 def test_plain_text_mode_uses_the_legacy_marker_format(openai_client: OpenAI, llm: LLMTestServer) -> None:
     result = openai_client.chat.completions.create(model=llm.model, messages=vision_messages(png_data_url()))
     content = result.choices[0].message.content or ""
-    assert content.startswith("##TYPE##") and content.rstrip().endswith("##END##")
+    assert content.startswith("##TYPE##")
+    assert content.rstrip().endswith("##END##")
 
 
 def test_responses_api_with_json_schema(openai_client: OpenAI, llm: LLMTestServer, sample_set: SampleSet) -> None:
@@ -114,8 +118,10 @@ def test_responses_api_with_json_schema(openai_client: OpenAI, llm: LLMTestServe
     assert response.status == "completed"
     data = json.loads(response.output_text)
     assert schema_errors(ANALYSIS_SCHEMA, data) == []
-    assert data["subject"] == "chemistry" and data["question"]["type"] == "fill"
-    assert response.usage is not None and response.usage.input_tokens > 85
+    assert data["subject"] == "chemistry"
+    assert data["question"]["type"] == "fill"
+    assert response.usage is not None
+    assert response.usage.input_tokens > 85
     assert llm.requests[-1].endpoint == "responses"
 
 
@@ -132,8 +138,10 @@ def test_wrong_or_missing_key_is_an_authentication_error(llm: LLMTestServer, key
             model=llm.model, messages=[{"role": "user", "content": "hi"}], extra_headers=headers
         )
     assert caught.value.status_code == 401
-    assert isinstance(caught.value.body, dict) and set(caught.value.body) == {"message", "type", "param", "code"}
-    assert caught.value.request_id and caught.value.request_id.startswith("req_")
+    assert isinstance(caught.value.body, dict)
+    assert set(caught.value.body) == {"message", "type", "param", "code"}
+    assert caught.value.request_id
+    assert caught.value.request_id.startswith("req_")
 
 
 def test_strict_schema_without_additional_properties_false_is_refused(
@@ -181,9 +189,7 @@ def test_low_detail_costs_the_same_for_any_size(openai_client: OpenAI, llm: LLMT
     tokens = set()
     for side in (256, 2048):
         message = [{"type": "image_url", "image_url": {"url": png_data_url(side, side), "detail": "low"}}]
-        result = openai_client.chat.completions.create(
-            model=llm.model, messages=[{"role": "user", "content": message}]
-        )
+        result = openai_client.chat.completions.create(model=llm.model, messages=[{"role": "user", "content": message}])
         assert result.usage is not None
         tokens.add(result.usage.prompt_tokens)
     assert len(tokens) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 from typing import Any
 
@@ -28,7 +30,7 @@ def ask(client: OpenAI, llm: LLMTestServer, **kwargs: Any) -> Any:
 
 
 def gaps(records: list[RequestRecord]) -> list[float]:
-    return [b.arrival - a.arrival for a, b in zip(records, records[1:], strict=False)]
+    return [b.arrival - a.arrival for a, b in itertools.pairwise(records)]
 
 
 def test_sdk_retry_waits_for_retry_after_seconds(openai_client: OpenAI, llm: LLMTestServer) -> None:
@@ -85,7 +87,8 @@ def test_status_faults_raise_the_documented_exception(
     with pytest.raises(error) as caught:
         ask(openai_client.with_options(max_retries=0), llm, extra_headers={FAULT_HEADER: spec})
     assert caught.value.status_code == status
-    assert isinstance(caught.value.body, dict) and "message" in caught.value.body
+    assert isinstance(caught.value.body, dict)
+    assert "message" in caught.value.body
     assert caught.value.request_id
 
 
@@ -96,7 +99,8 @@ def test_timeout_fault_is_an_api_timeout_error(openai_client: OpenAI, llm: LLMTe
     # The server notices the client hanging up and records the request as unanswered.
     assert llm.stats.wait_for(lambda s: s.in_flight == 0, timeout=10)
     [record] = llm.requests
-    assert record.client_gone and record.status is None
+    assert record.client_gone
+    assert record.status is None
 
 
 def test_timeouts_are_retried_by_the_sdk(openai_client: OpenAI, llm: LLMTestServer) -> None:
@@ -110,7 +114,8 @@ def test_latency_fault_delays_the_answer(openai_client: OpenAI, llm: LLMTestServ
     llm.add_fault(kind="latency", delay=0.2)
     ask(openai_client, llm)
     [record] = llm.requests
-    assert record.start is not None and record.start - record.arrival >= 0.2 - EPSILON
+    assert record.start is not None
+    assert record.start - record.arrival >= 0.2 - EPSILON
 
 
 def test_malformed_json_content(openai_client: OpenAI, llm: LLMTestServer) -> None:
@@ -131,7 +136,8 @@ def test_schema_violating_content(openai_client: OpenAI, llm: LLMTestServer) -> 
 def test_refusal(openai_client: OpenAI, llm: LLMTestServer) -> None:
     llm.add_fault(kind="refusal")
     message = ask(openai_client, llm).choices[0].message
-    assert message.content is None and message.refusal
+    assert message.content is None
+    assert message.refusal
 
 
 def test_truncated_output(openai_client: OpenAI, llm: LLMTestServer) -> None:
@@ -145,7 +151,8 @@ def test_truncated_output(openai_client: OpenAI, llm: LLMTestServer) -> None:
 def test_content_filter(openai_client: OpenAI, llm: LLMTestServer) -> None:
     llm.add_fault(kind="content_filter")
     choice = ask(openai_client, llm).choices[0]
-    assert choice.finish_reason == "content_filter" and choice.message.content is None
+    assert choice.finish_reason == "content_filter"
+    assert choice.message.content is None
 
 
 class Answer(BaseModel):
@@ -176,7 +183,8 @@ def test_parse_surfaces_a_refusal(openai_client: OpenAI, llm: LLMTestServer) -> 
         .choices[0]
         .message
     )
-    assert message.parsed is None and message.refusal
+    assert message.parsed is None
+    assert message.refusal
 
 
 def test_responses_api_truncated_and_refused(openai_client: OpenAI, llm: LLMTestServer) -> None:
@@ -184,10 +192,12 @@ def test_responses_api_truncated_and_refused(openai_client: OpenAI, llm: LLMTest
     llm.add_fault(kind="truncated", times=1)
     llm.add_fault(kind="refusal", times=1)
     truncated = openai_client.responses.create(model=llm.model, input="Analyse.", text=text_format)  # type: ignore[arg-type]
-    assert truncated.status == "incomplete" and truncated.incomplete_details is not None
+    assert truncated.status == "incomplete"
+    assert truncated.incomplete_details is not None
     assert truncated.incomplete_details.reason == "max_output_tokens"
     refused = openai_client.responses.create(model=llm.model, input="Analyse.", text=text_format)  # type: ignore[arg-type]
-    assert refused.output_text == "" and refused.output[0].content[0].type == "refusal"  # type: ignore[union-attr]
+    assert refused.output_text == ""
+    assert refused.output[0].content[0].type == "refusal"
 
 
 def test_rule_matching_a_sample_marker_only_hits_that_photo(
@@ -196,14 +206,12 @@ def test_rule_matching_a_sample_marker_only_hits_that_photo(
     llm.add_fault(kind="http_error", status=500, match="math-fill")
     client = openai_client.with_options(max_retries=0)
     for name in ("math-choice", "math-fill", "english-choice"):
-        try:
+        with contextlib.suppress(openai.InternalServerError):
             client.chat.completions.create(
                 model=llm.model,
                 messages=vision_messages(sample_set.photo(name).data_url()),
                 response_format=schema_format(),
             )
-        except openai.InternalServerError:
-            pass
     assert {r.fixture or r.markers[0]: r.status for r in llm.requests} == {
         "math-choice": 200,
         "math-fill": 500,
@@ -217,10 +225,8 @@ def test_share_of_requests_is_seeded(openai_client: OpenAI, llm: LLMTestServer) 
         llm.add_fault(kind="http_error", status=500, probability=0.3)
         client = openai_client.with_options(max_retries=0)
         for _ in range(30):
-            try:
+            with contextlib.suppress(openai.InternalServerError):
                 client.chat.completions.create(model=llm.model, messages=[{"role": "user", "content": "hi"}])
-            except openai.InternalServerError:
-                pass
         return [r.status for r in llm.requests]
 
     first, second = run(), run()
