@@ -188,7 +188,8 @@ def test_function_host_applies_runtime_rules(
 def test_function_host_loads_an_entry_file_with_env(tmp_path: Any, function_host: Callable[..., FunctionHost]) -> None:
     (tmp_path / "helper.py").write_text("PREFIX = 'seen'\n")
     (tmp_path / "main.py").write_text(
-        "import os\nfrom helper import PREFIX\n\n"
+        "from __future__ import annotations\nimport os\nfrom dataclasses import dataclass\n"
+        "from helper import PREFIX\n\n@dataclass\nclass Box:\n    value: int\n\n"
         "async def main(context):\n"
         "    context.log(PREFIX, os.environ['WORKER_API_URL'])\n"
         "    return context.res.json({'q': context.req.query})\n"

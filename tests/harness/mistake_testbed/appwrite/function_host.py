@@ -34,6 +34,8 @@ def load_entrypoint(path: Path | str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load function entrypoint {entry}")
     module = importlib.util.module_from_spec(spec)
+    # Registered before running it: dataclasses and typing look their module up in sys.modules.
+    sys.modules[spec.name] = module
     # Sibling modules of the entry file import the way they would in the runtime's code folder.
     sys.path.insert(0, str(entry.parent))
     try:
