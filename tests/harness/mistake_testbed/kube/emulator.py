@@ -213,6 +213,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     # Propagation policy of objects waiting for their finalizers, applied when they are finally removed.
     _pending_propagation: dict[tuple[GroupResource, ObjKey], str] = attrs.field(factory=dict, init=False)
     stats: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
+    # Called with every parsed request before it is answered (tests wait for an operator's first watch).
+    request_listeners: list[Callable[[kmock.Request], None]] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         # kmock's own post-init registers per-action fallback reactions; this layer answers those requests
@@ -829,6 +831,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         try:
             request = self._parse_request(raw_request, body)
             self._requests.append(request)
+            for listener in list(self.request_listeners):
+                listener(request)
             if self.max_recorded_requests and len(self._requests) > 2 * self.max_recorded_requests:
                 del self._requests[: len(self._requests) - self.max_recorded_requests]
             return await self._handle(request)
