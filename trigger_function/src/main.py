@@ -418,6 +418,7 @@ class Transport:
             if self._session is not None:
                 self._session.close()
             self._session, self._key = None, None
+            self.builds = 0
 
 
 TRANSPORT = Transport()
