@@ -4,6 +4,7 @@ Group/version/kind, spec and status models, phases, conditions, reasons, label k
 here; the CRD YAML in the chart is generated from this package.
 """
 
+from .builder import analysis_from_record
 from .conditions import conditions_for, phase_patch, set_condition
 from .constants import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from .models import (
@@ -49,6 +50,7 @@ __all__ = [
     "RecordRef",
     "Source",
     "analysis_error_text",
+    "analysis_from_record",
     "analysis_name",
     "batch_name",
     "conditions_for",
