@@ -26,6 +26,7 @@ import random
 import re
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,7 @@ class Event:
     old: JSON | None
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: watchers live in sets
 class Watcher:
     gr: GroupResource
     namespace: str | None
@@ -219,7 +220,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         # kmock's own post-init registers per-action fallback reactions; this layer answers those requests
         # itself (see _handle), so no reaction is registered and `_payloads` holds only the user's.
-        self.resources.load_bundled()
+        with warnings.catch_warnings():  # kmock 0.8 reads its bundled data with a deprecated importlib call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.resources.load_bundled()
         for res in list(self.resources):
             if not isinstance(res, kmock.resource):
                 continue
@@ -666,6 +669,11 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             if rdef.gr == ("", "secrets"):
                 self._defaults_on_create(rdef, new)
             new = self._admit(rdef, new, field_validation, warnings)
+            if rdef.schema is not None:
+                transition = rdef.schema.transition_errors(old, new)
+                if transition:
+                    raise self._invalid(rdef, name, transition)
+            meta = new["metadata"]
             body_old = {k: v for k, v in old.items() if k not in {"metadata", "status"}}
             body_new = {k: v for k, v in new.items() if k not in {"metadata", "status"}}
             if body_old != body_new:

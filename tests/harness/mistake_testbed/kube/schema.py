@@ -94,6 +94,12 @@ class StructuralSchema:
         props.pop("kind", None)
         self._validator = jsonschema.Draft7Validator(to_json_schema(top), format_checker=_FORMATS)
 
+    def transition_errors(self, old: JSON, new: JSON) -> list[tuple[str, str, Any]]:
+        """The one CEL transition rule evaluated: `self == oldSelf` (an immutable field)."""
+        errors: list[tuple[str, str, Any]] = []
+        _immutable(self.raw, [], old, new, errors)
+        return errors
+
     def default(self, obj: JSON) -> JSON:
         obj = copy.deepcopy(obj)
         _apply_defaults(obj, self.raw)
@@ -101,11 +107,17 @@ class StructuralSchema:
 
     def prune(self, obj: JSON) -> tuple[JSON, list[str]]:
         """Drop fields the schema does not know; returns the object and the dropped paths."""
-        obj = copy.deepcopy(obj)
+        # The API server owns metadata (name, labels, ...): the CRD schema never prunes it.
+        metadata = obj.get("metadata")
+        body = copy.deepcopy({k: v for k, v in obj.items() if k != "metadata"})
         dropped: list[str] = []
-        keep = {"apiVersion", "kind", "metadata"}
-        _prune(obj, self.raw, "", dropped, keep=keep)
-        return obj, dropped
+        schema = dict(
+            self.raw, properties={k: v for k, v in (self.raw.get("properties") or {}).items() if k != "metadata"}
+        )
+        _prune(body, schema, "", dropped, keep={"apiVersion", "kind"})
+        if metadata is not None:
+            body["metadata"] = copy.deepcopy(metadata)
+        return body, dropped
 
     def errors(self, obj: JSON) -> list[tuple[str, str, Any]]:
         """(field path, message, bad value) for every violation, sorted for stable messages."""
@@ -139,6 +151,25 @@ def _message(error: jsonschema.ValidationError, field: str) -> str:
 
 def _show(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+_MISSING = object()
+
+
+def _immutable(
+    schema: Mapping[str, Any], path: list[str], old: Any, new: Any, errors: list[tuple[str, str, Any]]
+) -> None:
+    if old is _MISSING or new is _MISSING:
+        return
+    for rule in schema.get("x-kubernetes-validations") or []:
+        if str(rule.get("rule", "")).replace(" ", "") == "self==oldSelf" and old != new:
+            field = ".".join(path)
+            errors.append((field, f"{field}: Invalid value: {rule.get('message') or 'field is immutable'}", new))
+    props = schema.get("properties") or {}
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key, sub in props.items():
+            if isinstance(sub, Mapping):
+                _immutable(sub, [*path, key], old.get(key, _MISSING), new.get(key, _MISSING), errors)
 
 
 def _apply_defaults(value: Any, schema: Mapping[str, Any]) -> None:
