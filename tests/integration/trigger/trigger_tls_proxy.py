@@ -1,0 +1,145 @@
+"""A TLS-terminating reverse proxy in front of the dev cluster that also checks the bearer token.
+
+The emulated API server speaks plain HTTP and ignores credentials; the trigger must talk HTTPS with a
+ServiceAccount token. This proxy (loopback, certificate from a `trustme` CA) gives it a real TLS endpoint and a real
+401 for a wrong token, like an API server would. `hold()` makes it keep requests unanswered (a slow API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import threading
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+import trustme
+from aiohttp import web
+
+HOST = "127.0.0.1"
+_FORWARDED = ("content-type", "accept", "user-agent")
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    body.update(message=message, reason=reason, code=code)
+    return web.Response(text=json.dumps(body), status=code, content_type="application/json")
+
+
+class TlsProxy:
+    def __init__(self, upstream: str, token: str, ca: trustme.CA | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.token = token
+        self.ca = ca or trustme.CA()
+        self.port = 0
+        self.requests = 0
+        self.statuses: list[int] = []
+        self.peers: set[tuple[str, int]] = set()  # client (host, port) pairs: one per TCP connection
+        self._held = False
+        self._release: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://{HOST}:{self.port}"
+
+    @property
+    def ca_pem(self) -> str:
+        return self.ca.cert_pem.bytes().decode()
+
+    def hold(self) -> None:
+        """From now on, keep every request waiting (until `release()` or shutdown), then answer 503."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+        if self._loop is not None and self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name="tls-proxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("the TLS proxy did not start")
+        if self._error is not None:
+            raise RuntimeError("the TLS proxy failed to start") from self._error
+        return self
+
+    def stop(self) -> None:
+        self.release()
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as error:
+            self._error = error
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        self._release = asyncio.Event()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert(HOST, "localhost").configure_cert(context)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, 0, ssl_context=context)
+        await site.start()
+        self.port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        async with aiohttp.ClientSession() as session:
+            self._session = session
+            self._ready.set()
+            await self._stop.wait()
+        await runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        with self._lock:
+            self.requests += 1
+            if peer:
+                self.peers.add((str(peer[0]), int(peer[1])))
+        response = await self._answer(request)
+        with self._lock:
+            self.statuses.append(response.status)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _status(401, "Unauthorized", "Unauthorized")
+        if self._held:
+            assert self._release is not None
+            await self._release.wait()
+            return _status(503, "ServiceUnavailable", "held by the test")
+        assert self._session is not None
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, data=body or None, headers=headers
+        ) as upstream:
+            data = await upstream.read()
+            return web.Response(
+                body=data, status=upstream.status, content_type=upstream.content_type or "application/json"
+            )
