@@ -40,7 +40,7 @@ import kmock
 import yaml
 from kmock._internal import apps
 
-from mistake_testbed.kube import tables
+from mistake_testbed.kube import protobuf, tables
 from mistake_testbed.kube.schema import StructuralSchema, validation_error_message
 from mistake_testbed.kube.util import (
     JSON,
@@ -855,15 +855,18 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         content_type = raw.headers.get("Content-Type", "")
         data: Any = None
         if body:
-            if "protobuf" in content_type:
+            try:
+                if "protobuf" in content_type:
+                    data = protobuf.decode(body)
+                else:
+                    data = yaml.safe_load(text) if "yaml" in content_type else json.loads(text)
+            except protobuf.UnsupportedProtobufError as exc:
                 raise ApiError(
                     415,
                     "UnsupportedMediaType",
                     f"the body of the request was in an unknown format - accepted media types include: "
-                    f"application/json, application/yaml (got {content_type})",
-                )
-            try:
-                data = yaml.safe_load(text) if "yaml" in content_type else json.loads(text)
+                    f"application/json, application/yaml ({exc})",
+                ) from exc
             except (ValueError, yaml.YAMLError) as exc:
                 raise ApiError(400, "BadRequest", f"unable to decode the request body: {exc}") from exc
         parsed = parse_resource_path(raw.path)
