@@ -1,8 +1,8 @@
 """A stand-in for the analysis worker, run by the dev cluster's Job controller as a pod's command.
 
 It follows the worker's CR protocol (claim Scheduled-for-my-Job as Running, then finish) and is steered by
-FAKE_WORKER_MODE: succeed | retryable | permanent | hang | hang-first | crash. Each success is appended to FAKE_WORKER_LEDGER
-so tests can prove every analysis succeeded exactly once.
+FAKE_WORKER_MODE (succeed | retryable | permanent | hang | hang-first | crash). Each success is appended to
+FAKE_WORKER_LEDGER so tests can prove every analysis succeeded exactly once.
 """
 
 from __future__ import annotations

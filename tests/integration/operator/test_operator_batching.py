@@ -6,10 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from operator_support import MA, analysis, create_analyses, job_members, operator_argv, operator_env, wait_phases
 
 from mistake_testbed.kube import DevCluster
-
-from operator_support import MA, analysis, create_analyses, job_members, operator_argv, operator_env, wait_phases
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from mistake_testbed.kube import DevCluster
-
 from operator_support import (
     analysis,
     create_analyses,
@@ -16,6 +13,8 @@ from operator_support import (
     operator_env,
     wait_phases,
 )
+
+from mistake_testbed.kube import DevCluster
 
 pytestmark = pytest.mark.integration
 
