@@ -47,6 +47,7 @@ class Reason(StrEnum):
     POD_LOST = "PodLost"
     JOB_DEADLINE_EXCEEDED = "JobDeadlineExceeded"
     WORKER_CRASHED = "WorkerCrashed"
+    INTERRUPTED = "Interrupted"
     INTERNAL_ERROR = "InternalError"
     # Budgets.
     RETRIES_EXHAUSTED = "RetriesExhausted"
@@ -98,6 +99,7 @@ REASONS: dict[Reason, ReasonInfo] = {
     R.POD_LOST: ReasonInfo(O.RETRY, "the Job or its pod disappeared before reporting", "分析任务中断"),
     R.JOB_DEADLINE_EXCEEDED: ReasonInfo(O.RETRY, "the Job ran past activeDeadlineSeconds", "分析任务超时"),
     R.WORKER_CRASHED: ReasonInfo(O.RETRY, "the worker exited without reporting this analysis", "分析任务异常退出"),
+    R.INTERRUPTED: ReasonInfo(O.RETRY, "the worker was stopped (SIGTERM) and released the analysis", "分析任务被中断"),
     R.INTERNAL_ERROR: ReasonInfo(O.RETRY, "an unexpected error in the worker", "内部错误"),
     R.RETRIES_EXHAUSTED: ReasonInfo(O.FAIL, "retryable failures reached maxAttempts", "多次重试后仍失败"),
     R.EXPIRED: ReasonInfo(O.FAIL, "the analysis passed its maximum age", "分析等待时间过长"),
