@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -485,8 +486,8 @@ def create_analysis(config: Config, resource: dict[str, Any], record: str) -> Ou
 
 
 def decide(context: Any, received_at: datetime) -> Outcome:
-    headers = getattr(context.req, "headers", None) or {}
-    event = headers.get("x-appwrite-event", "") if isinstance(headers, dict) else ""
+    headers = getattr(context.req, "headers", None)
+    event = headers.get("x-appwrite-event", "") if isinstance(headers, Mapping) else ""
     if not event:
         return Outcome("skipped", "missing_event")
     try:

@@ -23,7 +23,7 @@ _FORWARDED = ("content-type", "accept", "user-agent")
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    body: dict[str, object] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
     body.update(message=message, reason=reason, code=code)
     return web.Response(text=json.dumps(body), status=code, content_type="application/json")
 
