@@ -94,6 +94,23 @@ def test_rows_written_through_tablesdb_are_queued_for_either_event_name(
     assert analysis["spec"]["imageIds"] == []  # no images still gets a resource; the operator fails it by name
 
 
+@pytest.mark.parametrize("rows", [False, True], ids=["documents", "rows"])
+def test_upserts_are_queued(
+    deploy: Callable[..., Deployed],
+    appwrite: AppwriteTestServer,
+    dev_cluster: DevCluster,
+    kube_namespace: str,
+    rows: bool,
+) -> None:
+    deployed = deploy()
+    Records(appwrite, rows=rows).upsert("up-1")
+    (execution,) = appwrite.wait_for_executions(1)
+    assert execution.event.endswith(".up-1.upsert")
+    assert deployed.outcomes()[0]["decision"] == "queued"
+    (analysis,) = analyses(dev_cluster, kube_namespace)
+    assert analysis["spec"]["source"]["event"] == execution.event
+
+
 def test_duplicate_deliveries_of_one_event_make_one_analysis(
     deploy: Callable[..., Deployed], appwrite: AppwriteTestServer, dev_cluster: DevCluster, kube_namespace: str
 ) -> None:

@@ -65,3 +65,10 @@ class Records:
             return dict(TablesDB(self.client).update_row("main", "mistake_records", record_id, fields).to_dict())
         with warnings.catch_warnings(record=True):
             return dict(Databases(self.client).update_document("main", "mistake_records", record_id, fields).to_dict())
+
+    def upsert(self, record_id: str, **fields: Any) -> dict[str, Any]:
+        data = {"userId": "user-1", "originalImageIds": ["img-1"], **fields}
+        if self.rows:
+            return dict(TablesDB(self.client).upsert_row("main", "mistake_records", record_id, data).to_dict())
+        with warnings.catch_warnings(record=True):
+            return dict(Databases(self.client).upsert_document("main", "mistake_records", record_id, data).to_dict())
