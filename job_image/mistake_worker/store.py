@@ -1,0 +1,152 @@
+"""Appwrite access through the official (synchronous) SDK, each call on a bounded thread pool.
+
+The SDK has no async client and no request timeout, so every call runs in `io_pool` under `asyncio.wait_for`:
+the event loop never blocks, and a hung call costs one thread, not the batch. Transient failures (no answer,
+5xx, 429) are retried here with jittered exponential backoff; writes are made idempotent by their callers
+(deterministic ids, 409 handled, absolute values instead of increments) so a retried write that had in fact
+landed does no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from appwrite.client import Client
+from appwrite.exception import AppwriteException
+from appwrite.services.storage import Storage
+from appwrite.services.tables_db import TablesDB
+
+from mistake_api import Reason
+
+from .errors import WorkerError, appwrite_reason
+from .settings import AppwriteSettings, WorkerSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RECORDS = "mistake_records"
+QUESTIONS = "questions"
+MODULES = "knowledge_points_library"
+USER_KPS = "user_knowledge_points"
+REVIEW_STATES = "review_states"
+PROFILES = "profiles"
+
+
+class NotFoundError(Exception):
+    """Appwrite answered 404 (row, file or bucket)."""
+
+
+class ConflictError(Exception):
+    """Appwrite answered 409 (the id or a unique index is taken)."""
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A Row/Document model or dict as one flat dict: system fields (`$id`, `$updatedAt`, ...) and user fields."""
+    raw = dict(row) if isinstance(row, dict) else row.to_dict()
+    data = raw.pop("data", None) or {}
+    return {**raw, **data}
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    size: int
+    mime_type: str
+    name: str
+
+
+class AppwriteStore:
+    def __init__(
+        self,
+        settings: AppwriteSettings,
+        worker: WorkerSettings,
+        pool: ThreadPoolExecutor,
+        client: Client | None = None,
+    ) -> None:
+        self.database_id = settings.database_id
+        self._client = client or (
+            Client()
+            .set_endpoint(settings.endpoint.rstrip("/"))
+            .set_project(settings.project_id)
+            .set_key(settings.api_key.get_secret_value())
+        )
+        self._tables = TablesDB(self._client)
+        self._storage = Storage(self._client)
+        self._pool = pool
+        self._timeout = worker.appwrite_timeout_seconds
+        self._attempts = worker.appwrite_attempts
+        self._backoff = worker.appwrite_backoff_seconds
+        self.calls = 0
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        delay = self._backoff
+        for attempt in range(1, self._attempts + 1):
+            self.calls += 1
+            try:
+                return await asyncio.wait_for(
+                    loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs)), self._timeout
+                )
+            except AppwriteException as error:
+                code = int(error.code or 0)
+                if code == 404:
+                    raise NotFoundError(f"{what}: {error.message}") from error
+                if code == 409:
+                    raise ConflictError(f"{what}: {error.message}") from error
+                reason = appwrite_reason(code)
+                detail = f"{what}: HTTP {code} {error.type or ''} {error.message}".strip()
+            except TimeoutError:
+                reason, detail = Reason.APPWRITE_UNAVAILABLE, f"{what}: no answer within {self._timeout:g}s"
+            if reason is not Reason.APPWRITE_UNAVAILABLE or attempt == self._attempts:
+                raise WorkerError(reason, detail)
+            log.info("appwrite %s failed (attempt %d), retrying: %s", what, attempt, detail)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    # -- rows --------------------------------------------------------------------------------------------
+
+    async def get_row(self, table: str, row_id: str, database_id: str | None = None) -> dict[str, Any] | None:
+        try:
+            row = await self._call(f"get {table}", self._tables.get_row, database_id or self.database_id, table, row_id)
+        except NotFoundError:
+            return None
+        return row_dict(row)
+
+    async def list_rows(self, table: str, queries: Sequence[str]) -> list[dict[str, Any]]:
+        result = await self._call(
+            f"list {table}", self._tables.list_rows, self.database_id, table, list(queries), total=False
+        )
+        return [row_dict(r) for r in result.rows]
+
+    async def create_row(self, table: str, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Create; raises ConflictError when the id or a unique index is already taken."""
+        row = await self._call(f"create {table}", self._tables.create_row, self.database_id, table, row_id, data)
+        return row_dict(row)
+
+    async def update_row(
+        self, table: str, row_id: str, data: dict[str, Any], database_id: str | None = None
+    ) -> dict[str, Any]:
+        """Update the given columns; raises NotFoundError when the row is gone."""
+        row = await self._call(
+            f"update {table}", self._tables.update_row, database_id or self.database_id, table, row_id, data
+        )
+        return row_dict(row)
+
+    # -- storage -----------------------------------------------------------------------------------------
+
+    async def file_info(self, bucket_id: str, file_id: str) -> FileInfo:
+        meta = await self._call("get file", self._storage.get_file, bucket_id, file_id)
+        return FileInfo(size=int(meta.sizeoriginal or 0), mime_type=str(meta.mimetype or ""), name=str(meta.name))
+
+    async def download(self, bucket_id: str, file_id: str) -> bytes:
+        data = await self._call("download file", self._storage.get_file_download, bucket_id, file_id)
+        if not isinstance(data, bytes | bytearray):
+            # A JSON answer where bytes were expected: the SDK parsed an error-like body.
+            raise WorkerError(Reason.APPWRITE_REJECTED, f"download of {file_id} returned {type(data).__name__}")
+        return bytes(data)
