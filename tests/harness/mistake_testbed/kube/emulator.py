@@ -1163,7 +1163,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         expired = False
         since = query.get("resourceVersion") or ""
         # Snapshot and registration happen in one synchronous step: nothing can be missed or doubled.
-        if since in {"", "0"}:
+        initial_events = query.get("sendInitialEvents") == "true"
+        if since in {"", "0"} or initial_events:
             objs = sorted(self._store[rdef.gr].values(), key=lambda o: int(o["metadata"]["resourceVersion"]))
             initial = [("ADDED", o) for o in objs if watcher.matches(o)]
         else:
@@ -1179,6 +1180,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                         seen = watcher.translate(event)
                         if seen is not None:
                             initial.append(seen)
+        snapshot_rv = self._last_rv
         if not expired:
             self._watchers[rdef.gr].add(watcher)
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
@@ -1195,6 +1197,17 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 return response
             for event_type, obj in initial:
                 await response.write(self._watch_line(rdef, event_type, obj, as_table, raw))
+            if initial_events:
+                # A streaming list (watch-list) ends its initial snapshot with this bookmark.
+                bookmark = {
+                    "kind": rdef.kind,
+                    "apiVersion": rdef.api_version,
+                    "metadata": {
+                        "resourceVersion": str(snapshot_rv),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }
+                await response.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout if timeout is not None else None
             while not self._closing:
