@@ -22,6 +22,8 @@ def main() -> int:
         print(err, file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kopf logs every handler call at INFO; with thousands of analyses that drowns everything else.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
     namespaces = settings.namespaces or [os.environ.get("POD_NAMESPACE", "default")]
     if not settings.namespaces:
         os.environ["MISTAKE_NAMESPACES"] = f'["{namespaces[0]}"]'

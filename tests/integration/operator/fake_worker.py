@@ -1,7 +1,7 @@
 """A stand-in for the analysis worker, run by the dev cluster's Job controller as a pod's command.
 
 It follows the worker's CR protocol (claim Scheduled-for-my-Job as Running, then finish) and is steered by
-FAKE_WORKER_MODE (succeed | retryable | permanent | hang | hang-first | crash). Each success is appended to
+FAKE_WORKER_MODE (succeed | retryable | permanent | hang | hang-once | crash). Each success is appended to
 FAKE_WORKER_LEDGER so tests can prove every analysis succeeded exactly once.
 """
 
@@ -38,6 +38,14 @@ def patch_status(session: requests.Session, url: str, status: dict[str, Any], jo
     return resp.status_code == 200
 
 
+def _first_hang(ledger: str) -> bool:
+    try:
+        Path(ledger + ".hung").touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
 def main() -> int:
     mode = os.environ.get("FAKE_WORKER_MODE", "succeed")
     members = json.loads(os.environ["MISTAKE_BATCH_MEMBERS"])
@@ -61,7 +69,7 @@ def main() -> int:
         if not patch_status(session, url, phase_patch(status, Phase.RUNNING, started_at=now), job, "Scheduled"):
             continue
         status = session.get(url, timeout=10).json()["status"]
-        if mode == "hang" or (mode == "hang-first" and int(status.get("attempts", 0)) == 1):
+        if mode == "hang" or (mode == "hang-once" and ledger and _first_hang(ledger)):
             time.sleep(3600)  # a stuck pod: the test kills it
         time.sleep(float(os.environ.get("FAKE_WORKER_DELAY", "0")))  # simulated analysis time
         if mode == "retryable":
