@@ -117,7 +117,7 @@ def _find_helm() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def helm() -> str:
+def helm_binary() -> str:
     path = _find_helm()
     if path is None:
         pytest.skip("helm not found: run `python -m mistake_testbed.kubetools install --dest .venv/bin` (./dev setup)")
@@ -147,8 +147,8 @@ class Helm:
 
 
 @pytest.fixture(scope="session")
-def helm_cli(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    return Helm(helm, tmp_path_factory.mktemp("helm"))
+def helm_cli(helm_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    return Helm(helm_binary, tmp_path_factory.mktemp("helm"))
 
 
 def _render(helm_cli: Helm, name: str, values_file: Path, values: Mapping[str, Any]) -> Rendered:
