@@ -10,7 +10,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import CASES, CHART, EXAMPLES, NAMESPACE, Helm, Rendered
+from conftest import CASES, CHART, EXAMPLES, NAMESPACE, RELEASE, Helm, Rendered
 
 from mistake_api.constants import CRD_NAME
 from mistake_operator import settings as settings_mod
@@ -181,7 +181,7 @@ def test_settings_configmap_loads_through_the_operator_model(
     assert loaded.batch_size == chart_settings["batchSize"]
     assert loaded.max_active_jobs == chart_settings["maxActiveJobs"]
     assert loaded.max_inflight_requests == chart_settings.get("maxInflightRequests")
-    assert loaded.job.service_account == f"{'ma'}-mistake-analyzer-job"
+    assert loaded.job.service_account == f"{RELEASE}-mistake-analyzer-job"
     assert loaded.appwrite.api_key.get_secret_value() == ""  # never in the file
     container = _container(rendered[case])
     assert loaded.metrics_port == next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
