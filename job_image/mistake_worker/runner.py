@@ -307,9 +307,8 @@ class BatchRunner:
         existing_qid = record.get("questionId") or (spec.reanalysis.previous_question_id if spec.reanalysis else None)
         images_task = asyncio.ensure_future(self._images(spec.bucket_id, spec.image_ids))
         try:
-            profile, user_kps, previous = await asyncio.gather(
-                self.writer.profile(user_id),
-                self.writer.user_kp_names(user_id),
+            (profile, user_kps), previous = await asyncio.gather(
+                self.writer.user_context(user_id),
                 self._previous(existing_qid if wrong_reason else None),
             )
             level = education_level(profile.get("grade") if profile else None)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import appwrite.client as appwrite_client
+import requests
 from appwrite.client import Client
 from appwrite.exception import AppwriteException
 from appwrite.services.storage import Storage
@@ -36,6 +39,29 @@ MODULES = "knowledge_points_library"
 USER_KPS = "user_knowledge_points"
 REVIEW_STATES = "review_states"
 PROFILES = "profiles"
+
+
+class _PooledRequests:
+    """Stands in for the `requests` module inside the SDK's client: the same `request()` call, but on a Session
+    per thread (the SDK opens a new connection for every call) and with a timeout (the SDK sets none)."""
+
+    def __init__(self, timeout: float) -> None:
+        self._local = threading.local()
+        self._timeout = timeout
+
+    def request(self, **kwargs: Any) -> requests.Response:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        kwargs.setdefault("timeout", self._timeout)
+        return session.request(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(requests, name)
+
+
+def pool_sdk_connections(timeout: float) -> None:
+    appwrite_client.requests = _PooledRequests(timeout)
 
 
 class NotFoundError(Exception):
@@ -75,6 +101,7 @@ class AppwriteStore:
             .set_project(settings.project_id)
             .set_key(settings.api_key.get_secret_value())
         )
+        pool_sdk_connections(worker.appwrite_timeout_seconds)
         self._tables = TablesDB(self._client)
         self._storage = Storage(self._client)
         self._pool = pool

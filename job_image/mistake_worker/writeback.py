@@ -179,6 +179,19 @@ class Writer:
     def __init__(self, store: AppwriteStore) -> None:
         self.store = store
         self._user_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Prompt context per user for this batch (level, known KP names): a hint, so a batch-old copy is fine.
+        self._context: dict[str, asyncio.Task[tuple[dict[str, Any] | None, dict[str, list[str]]]]] = {}
+
+    async def user_context(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+        task = self._context.get(user_id)
+        if task is None or (task.done() and task.exception() is not None):
+            task = asyncio.ensure_future(self._load_context(user_id))
+            self._context[user_id] = task
+        return await asyncio.shield(task)
+
+    async def _load_context(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+        profile, names = await asyncio.gather(self.profile(user_id), self.user_kp_names(user_id))
+        return profile, names
 
     def user_lock(self, user_id: str) -> asyncio.Lock:
         return self._user_locks[user_id]
