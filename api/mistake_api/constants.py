@@ -37,6 +37,8 @@ COMPONENT_JOB: Final = "analysis-job"
 # Annotations.
 ANNOTATION_MEMBERS: Final = f"{GROUP}/members"  # on the Job and its pod template: JSON list of member CR names
 ANNOTATION_RECORD_ID: Final = f"{GROUP}/record-id"  # human-readable "<db>/<collection>/<document>"
+# Set by the trigger when the record had more image ids than spec.imageIds can hold (MAX_IMAGE_IDS).
+ANNOTATION_ORIGINAL_IMAGE_COUNT: Final = f"{GROUP}/original-image-count"
 
 # Environment the operator gives each Job pod (the worker reads these).
 ENV_BATCH_MEMBERS: Final = "MISTAKE_BATCH_MEMBERS"

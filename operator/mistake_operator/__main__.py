@@ -29,7 +29,10 @@ def main() -> int:
         os.environ["MISTAKE_NAMESPACES"] = f'["{namespaces[0]}"]'
     from . import handlers  # noqa: F401 - registers the handlers with kopf
 
-    kopf.run(standalone=True, namespaces=namespaces)
+    if "*" in namespaces:
+        kopf.run(standalone=True, clusterwide=True)
+    else:
+        kopf.run(standalone=True, namespaces=namespaces)
     return 0
 
 

@@ -114,18 +114,24 @@ class Controller:
         self._wake.set()
 
     # ----------------------------------------------------------------- the loop
+    @property
+    def clusterwide(self) -> bool:
+        return "*" in self.settings.namespaces
+
     async def resync(self) -> None:
         """Seed the cache from a fresh list, so the first decisions after a (re)start see the whole picture."""
-        for ns in self.namespaces():
+        scopes: list[str | None] = [None] if self.clusterwide else list(self.namespaces())
+        label = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+        for ns in scopes:
             for body in await self.api.list_items(analyses_path(ns)):
-                body.setdefault("metadata", {}).setdefault("namespace", ns)
                 self.analysis_event("ADDED", body)
-            label = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
             for body in await self.api.list_items(jobs_path(ns), label_selector=label):
-                body.setdefault("metadata", {}).setdefault("namespace", ns)
                 self.state.upsert_job(body)
 
     def namespaces(self) -> list[str]:
+        """Namespaces to batch in: the configured ones, or every namespace seen when watching all."""
+        if self.clusterwide:
+            return sorted(self.state.namespaces())
         return list(self.settings.namespaces) or ["default"]
 
     async def run(self) -> None:
@@ -221,7 +227,9 @@ class Controller:
 
     # ----------------------------------------------------------------- 1. intake
     async def _intake(self, view: AnalysisView, now: datetime) -> None:
-        rejection = intake.check_spec(view.spec, self.settings)
+        annotations = view.body.get("metadata", {}).get("annotations") or {}
+        raw_count = str(annotations.get(c.ANNOTATION_ORIGINAL_IMAGE_COUNT, ""))
+        rejection = intake.check_spec(view.spec, self.settings, int(raw_count) if raw_count.isdigit() else None)
         tests = {"/metadata/resourceVersion": view.resource_version}
         if rejection is not None:
             patch = phase_patch(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -59,7 +60,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     RUNTIME.stop = asyncio.Event()
     RUNTIME.tasks = [asyncio.create_task(controller.run(), name="controller")]
     if records is not None and config.sweeper.enabled:
-        for ns in controller.namespaces():
+        # Watching all namespaces, recovered analyses go to the operator's own namespace.
+        home = [os.environ.get("POD_NAMESPACE", "default")] if controller.clusterwide else controller.namespaces()
+        for ns in home:
             sweeper = Sweeper(config, api, records, metrics, ns)
             snapshot = controller.state.analyses.values
             RUNTIME.tasks.append(asyncio.create_task(sweeper.run(snapshot, RUNTIME.stop), name=f"sweeper-{ns}"))
@@ -92,13 +95,14 @@ async def cleanup(**_: Any) -> None:
     log.info("operator stopped")
 
 
+# Async on purpose: kopf runs sync handlers in a thread pool, and the cache must only change on the event loop.
 @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL)
-def analysis_event(type: str, body: kopf.Body, **_: Any) -> None:
+async def analysis_event(type: str, body: kopf.Body, **_: Any) -> None:
     if RUNTIME.controller is not None:
         RUNTIME.controller.analysis_event(type, body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY})
-def job_event(type: str, body: kopf.Body, **_: Any) -> None:
+async def job_event(type: str, body: kopf.Body, **_: Any) -> None:
     if RUNTIME.controller is not None:
         RUNTIME.controller.job_event(type, body)

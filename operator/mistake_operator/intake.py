@@ -24,8 +24,11 @@ class Rejection:
     message: str
 
 
-def check_spec(raw: dict[str, object], settings: Settings) -> Rejection | None:
-    """None when the spec can be analysed; otherwise the named reason it cannot."""
+def check_spec(raw: dict[str, object], settings: Settings, original_image_count: int | None = None) -> Rejection | None:
+    """None when the spec can be analysed; otherwise the named reason it cannot.
+
+    `original_image_count` is the record's own count when the trigger had to cut the list to fit the resource.
+    """
     try:
         spec = MistakeAnalysisSpec.model_validate(raw)
     except ValidationError as exc:
@@ -34,10 +37,11 @@ def check_spec(raw: dict[str, object], settings: Settings) -> Rejection | None:
         return Rejection(Reason.INVALID_SPEC, f"spec.{where}: {first['msg']}")
     if not spec.image_ids:
         return Rejection(Reason.NO_IMAGES, "the record has no originalImageIds")
-    if len(spec.image_ids) > settings.max_images_per_record:
+    count = max(len(spec.image_ids), original_image_count or 0)
+    if count > settings.max_images_per_record:
         return Rejection(
             Reason.TOO_MANY_IMAGES,
-            f"{len(spec.image_ids)} images; at most {settings.max_images_per_record} are analysed together",
+            f"{count} images; at most {settings.max_images_per_record} are analysed together",
         )
     bad = [i for i in spec.image_ids if not _ID.match(i)]
     if bad:

@@ -45,8 +45,10 @@ class ApiError(Exception):
         return self.status in (409, 422)
 
 
-def analyses_path(namespace: str, name: str | None = None, *, status: bool = False) -> str:
-    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+def analyses_path(namespace: str | None, name: str | None = None, *, status: bool = False) -> str:
+    """Path of the collection (all namespaces when `namespace` is None), an object, or its status."""
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    path = f"/apis/{c.GROUP}/{c.VERSION}{scope}/{c.PLURAL}"
     if name:
         path += f"/{name}"
         if status:
@@ -54,8 +56,9 @@ def analyses_path(namespace: str, name: str | None = None, *, status: bool = Fal
     return path
 
 
-def jobs_path(namespace: str, name: str | None = None) -> str:
-    path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+def jobs_path(namespace: str | None, name: str | None = None) -> str:
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    path = f"/apis/batch/v1{scope}/jobs"
     return f"{path}/{name}" if name else path
 
 

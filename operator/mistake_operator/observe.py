@@ -13,8 +13,6 @@ from mistake_api.states import TERMINAL_PHASES
 from . import metrics as m
 from .state import AnalysisView, ClusterState, JobView, parse_time
 
-OUTCOME = {Phase.SUCCEEDED: "succeeded", Phase.FAILED: "failed", Phase.CANCELLED: "cancelled"}
-
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
@@ -35,7 +33,7 @@ def analysis_transition(metrics: m.Metrics, old: AnalysisView | None, new: Analy
         if wait is not None:
             metrics.histogram(m.QUEUE_WAIT).labels(ns).observe(wait)
     if after in TERMINAL_PHASES and before not in TERMINAL_PHASES:
-        outcome = OUTCOME[after]
+        outcome = after.value  # the outcome label is the final phase's name
         error = status.get("error") or {}
         reason = "Analysed" if after is Phase.SUCCEEDED else str(error.get("reason") or "Unknown")
         metrics.counter(m.FINISHED).labels(ns, outcome, reason).inc()
