@@ -764,7 +764,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         final["metadata"]["resourceVersion"] = self._next_rv()
         self._commit(rdef, key, "DELETED", final, obj)
         uid = obj["metadata"]["uid"]
-        for dep_gr, dep_key in sorted(self._dependents.pop(uid, set())):
+        for dep_gr, dep_key in list(self._dependents.pop(uid, set())):
             dep = self._store[dep_gr].get(dep_key)
             if dep is None:
                 continue

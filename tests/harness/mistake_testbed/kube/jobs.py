@@ -184,7 +184,7 @@ class JobController:
                 phase = (obj.get("status") or {}).get("phase")
                 job_uid = (meta.get("labels") or {}).get(UID_LABEL)
                 track = self._tracks.get(job_uid or "")
-                if track is not None and phase not in {"Succeeded", "Failed"}:
+                if track is not None and not track.finished and phase not in {"Succeeded", "Failed"}:
                     track.failed.add(meta["uid"])  # a pod lost before finishing counts as failed
                     track.last_failure = time.monotonic()
             for ref in meta.get("ownerReferences") or []:
