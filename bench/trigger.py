@@ -43,9 +43,8 @@ NAMESPACE = "bench"
 
 def serve() -> None:
     """Child process: dev cluster + TLS proxy; prints where to reach them, runs until stdin closes."""
-    from trigger_tls_proxy import TlsProxy
-
     from mistake_testbed.kube import DevCluster
+    from mistake_testbed.kube.tls_proxy import TlsProxy
 
     crds = ROOT / "charts" / "mistake-analyzer" / "crds"
     with DevCluster(job_controller=False, keep_history=False, preload=[crds]) as cluster:

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from trigger_cluster_support import ENTRY, TOKEN, Deployed, function_config
-from trigger_tls_proxy import TlsProxy
 
 from mistake_testbed.appwrite.function_host import FunctionHost
 from mistake_testbed.appwrite.server import AppwriteTestServer
 from mistake_testbed.kube import DevCluster
+from mistake_testbed.kube.tls_proxy import TlsProxy
 
 
 @pytest.fixture

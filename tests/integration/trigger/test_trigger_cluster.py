@@ -11,13 +11,13 @@ import pytest
 import requests
 import trustme
 from trigger_cluster_support import MA, Deployed, Records
-from trigger_tls_proxy import TlsProxy
 
 from mistake_api import analysis_name, record_key, user_key
 from mistake_api import constants as c
 from mistake_testbed.appwrite.server import AppwriteTestServer
 from mistake_testbed.appwrite.values import format_datetime, now_iso
 from mistake_testbed.kube import DevCluster
+from mistake_testbed.kube.tls_proxy import TlsProxy
 
 pytestmark = pytest.mark.integration
 

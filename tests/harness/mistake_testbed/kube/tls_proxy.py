@@ -2,7 +2,9 @@
 
 The emulated API server speaks plain HTTP and ignores credentials; the trigger must talk HTTPS with a
 ServiceAccount token. This proxy (loopback, certificate from a `trustme` CA) gives it a real TLS endpoint and a real
-401 for a wrong token, like an API server would. `hold()` makes it keep requests unanswered (a slow API).
+401 for a wrong token, like an API server would. `hold()` makes it keep requests unanswered (a slow API);
+`down()` closes the listener (connection refused, an API server that is away) until `up()`.
+Used by the trigger's tests, the demo and the end-to-end stack (`mistake_testbed.stack`).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import asyncio
 import json
 import ssl
 import threading
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 import trustme
@@ -46,6 +49,10 @@ class TlsProxy:
         self._lock = threading.Lock()
         self._error: BaseException | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self.is_down = False
 
     @property
     def url(self) -> str:
@@ -63,6 +70,38 @@ class TlsProxy:
         self._held = False
         if self._loop is not None and self._release is not None:
             self._loop.call_soon_threadsafe(self._release.set)
+
+    def down(self) -> None:
+        """Close the listener and every open connection: clients get connection refused until `up()`."""
+        if not self.is_down:
+            self._call(self._close_listener)
+            self.is_down = True
+
+    def up(self) -> None:
+        """Listen again on the same port."""
+        if self.is_down:
+            self._call(self._open_listener)
+            self.is_down = False
+
+    def _call(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._loop is None:
+            raise RuntimeError("the TLS proxy is not running")
+        asyncio.run_coroutine_threadsafe(factory(), self._loop).result(10)
+
+    async def _close_listener(self) -> None:
+        if self._site is not None:
+            await self._site.stop()
+        # Kept-alive connections would otherwise still be served.
+        server = self._runner.server if self._runner is not None else None
+        for handler in list(getattr(server, "connections", [])):
+            handler.force_close()
+            if handler.transport is not None:
+                handler.transport.close()
+
+    async def _open_listener(self) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, HOST, self.port, ssl_context=self._ssl, reuse_address=True)
+        await self._site.start()
 
     def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, name="tls-proxy", daemon=True)
@@ -106,8 +145,11 @@ class TlsProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, HOST, 0, ssl_context=context)
+        self._runner = runner
+        self._ssl = context
+        site = web.TCPSite(runner, HOST, 0, ssl_context=context, reuse_address=True)
         await site.start()
+        self._site = site
         self.port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as session:
             self._session = session
