@@ -43,7 +43,6 @@ CANCEL_REASON_ANNOTATION = f"{c.GROUP}/cancel-reason"
 # How long a Scheduled analysis may wait for its Job to show up in the watch before the controller acts on it.
 JOB_APPEAR_GRACE = timedelta(seconds=5)
 COALESCE_SECONDS = 0.02  # gather a burst of watch events into one pass
-GAUGE_INTERVAL = 1.0
 CLEANUP_INTERVAL = 30.0
 
 
@@ -73,7 +72,6 @@ class Controller:
         self.state = ClusterState()
         self._wake = asyncio.Event()
         self._creating: set[tuple[str, str]] = set()  # Jobs this process is creating right now
-        self._last_gauges = 0.0
         self._last_cleanup = 0.0
         self.ready = asyncio.Event()
         self.heartbeat = time.monotonic()
@@ -176,9 +174,6 @@ class Controller:
         if time.monotonic() - self._last_cleanup > CLEANUP_INTERVAL:
             self._last_cleanup = time.monotonic()
             await self.cleanup(now)
-        if time.monotonic() - self._last_gauges > GAUGE_INTERVAL:
-            self._last_gauges = time.monotonic()
-            observe.gauges(self.metrics, self.state, self.settings.inflight_budget, now)
 
     async def _gather(self, coros: Iterable[Awaitable[None]]) -> None:
         await asyncio.gather(*(self._guarded(coro) for coro in coros))
@@ -514,6 +509,9 @@ class Controller:
         await self._gather(self.api.delete(analyses_path(v.namespace, v.name)) for v in expired)
 
     # ----------------------------------------------------------------- reporting
+    def refresh_gauges(self) -> None:
+        observe.gauges(self.metrics, self.state, self.settings.inflight_budget, self.clock())
+
     def queue_stats(self) -> dict[str, int]:
         """The previous worker API's /queue/stats shape, computed from the resources."""
         counts = {"total": 0, "pending": 0, "processing": 0, "completed": 0, "failed": 0, "cancelled": 0}

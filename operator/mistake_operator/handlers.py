@@ -71,6 +71,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         controller.queue_stats,
         lambda: controller.heartbeat,
         controller.ready.is_set,
+        controller.refresh_gauges,
     )
     RUNTIME.runner = await http.serve(app, config.bind_address, {config.metrics_port, config.health_port})
     log.info(

@@ -21,8 +21,10 @@ def make_app(
     stats: Callable[[], dict[str, int]],
     heartbeat: Callable[[], float],
     ready: Callable[[], bool],
+    refresh: Callable[[], None] = lambda: None,
 ) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
+        refresh()  # gauges are computed from the watched state at scrape time, so they are never stale
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -107,22 +107,25 @@ class Records:
         updated_before: datetime,
         *,
         page_size: int,
-        extra: tuple[str, ...] = (),
     ) -> AsyncIterator[Record]:
-        """Records in `statuses` last updated before the cut-off, oldest first, page by page (cursor paging)."""
+        """Records in `statuses` last updated before the cut-off, oldest first."""
+        queries = [
+            Query.equal("analysisStatus", list(statuses)),
+            Query.less_than("$updatedAt", rfc3339(updated_before)),
+            Query.order_asc("$updatedAt"),
+        ]
+        async for record in self.iterate(queries, page_size=page_size):
+            yield record
+
+    async def iterate(self, queries: list[str], *, page_size: int = 100) -> AsyncIterator[Record]:
+        """Every record matching `queries`, page by page (cursor paging, stable under concurrent writes)."""
         cursor: str | None = None
         db, col = self.settings.database_id, self.settings.collection_id
         while True:
-            queries = [
-                Query.equal("analysisStatus", list(statuses)),
-                Query.less_than("$updatedAt", rfc3339(updated_before)),
-                Query.order_asc("$updatedAt"),
-                Query.limit(page_size),
-                *extra,
-            ]
+            page_queries = [*queries, Query.limit(page_size)]
             if cursor:
-                queries.append(Query.cursor_after(cursor))
-            page = await self._call(self._tables.list_rows, db, col, queries=queries, total=False)
+                page_queries.append(Query.cursor_after(cursor))
+            page = await self._call(self._tables.list_rows, db, col, queries=page_queries, total=False)
             rows = list(page.rows)
             for row in rows:
                 yield Record(db, col, row.id, row.updatedat, dict(row.data))
