@@ -99,3 +99,18 @@ def test_metric_names_are_prefixed_unique_and_in_base_units() -> None:
     assert all(n.startswith("mistake_analysis_") for n in names)
     assert all(spec.name.endswith("_total") for spec in metrics.SPECS if spec.kind == "counter")
     assert not any(label in {"user", "userId", "record", "name"} for spec in metrics.SPECS for label in spec.labels)
+
+
+def test_every_setting_is_documented() -> None:
+    from mistake_operator.settings import Settings
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "operator.md").read_text(encoding="utf-8")
+    for name, field in Settings.model_fields.items():
+        sub = field.annotation
+        names = (
+            [f"{name}.{s}" for s in sub.model_fields]
+            if isinstance(sub, type) and hasattr(sub, "model_fields")
+            else [name]
+        )
+        for path in names:
+            assert f"| `{path}` |" in doc, f"docs/operator.md lacks {path}"
