@@ -1,12 +1,14 @@
 """One worker process analysing a batch, and what image preparation saves in LLM input tokens.
 
-Run: .venv/bin/python bench/worker.py [--records 400] [--concurrency 50] [--latency 0.5]
+Run: .venv/bin/python bench/worker.py [--records 400] [--concurrency 50] [--latency 0.5] [--runs 1]
 
-Part 1 (throughput): the Appwrite and LLM test servers and the dev cluster run in this process; the LLM answers
-every request after a fixed simulated latency. N records (each with one small page photo) and their Scheduled
+Part 1 (throughput): the Appwrite test server, the LLM test server and the dev cluster each run in a process of
+their own (so none of them shares an interpreter lock with another or with the worker); the LLM answers every
+request after a fixed simulated latency. N records (each with one small page photo) and their Scheduled
 MistakeAnalysis members are seeded, then `python -m mistake_worker` runs the whole batch as a child process with
 `MISTAKE_WORKER_CONCURRENCY=C`. Printed: achieved records/s over the ideal bound C / latency (target >= 0.9),
-the child's CPU milliseconds per record and its peak RSS.
+the worker's CPU milliseconds per record (whole process, start-up included) and peak RSS, each stand-in's CPU
+per record, and the Appwrite requests per record by route.
 
 Part 2 (tokens): a 4032x3024 phone photo before and after `prepare_image`, in image input tokens under the
 pixel-proportional accounting of the production provider class (Doubao/Qwen-VL style, one token per 28x28
@@ -19,13 +21,20 @@ import argparse
 import io
 import json
 import math
+import multiprocessing
 import os
+import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -46,6 +55,9 @@ from mistake_worker.images import ImageLimits, prepare_image  # noqa: E402
 CR = (GROUP, PLURAL)
 TARGET_THROUGHPUT = 0.9
 TARGET_TOKENS = 0.3
+NAMESPACE = "bench"
+JOB = "mab-bench"
+_ID_IN_PATH = re.compile(r"/(rows|files)/[^/]+")
 
 
 def patch_tokens(width: int, height: int) -> int:
@@ -61,64 +73,190 @@ def small_page(i: int) -> bytes:
     return out.getvalue()
 
 
-def throughput(records: int, concurrency: int, latency: float) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
-    crds = ROOT / "charts" / "mistake-analyzer" / "crds"
-    with (
-        AppwriteTestServer(seed=1) as aw,
-        LLMTestServer(latency=FaultRule(kind="latency", delay=latency)) as llm,
-        DevCluster(workdir=workdir, preload=[crds]) as cluster,
-    ):
-        seed_main(aw)
-        namespace = "bench"
-        cluster.create_namespace(namespace)
-        job = "mab-bench"
-        members = []
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the stand-ins, one process each ---------------------------------------------------------------------------
+# Each host builds its server, answers a few commands over a pipe, and reports the CPU it spent between the
+# `mark` before the worker starts and the `report` after it exits.
+
+
+class _AppwriteHost:
+    def __init__(self) -> None:
+        self.server = AppwriteTestServer(seed=1).start()
+        seed_main(self.server)
+
+    def seed(self, records: int) -> tuple[dict[str, str], list[dict[str, Any]]]:
+        rows = []
         for i in range(records):
             file_id = f"page{i}"
-            aw.put_file(DEFAULT_BUCKET_ID, small_page(i), filename=f"{file_id}.jpg", file_id=file_id)
-            record = seed_record(aw, [file_id], record_id=f"rec{i}")
+            self.server.put_file(DEFAULT_BUCKET_ID, small_page(i), filename=f"{file_id}.jpg", file_id=file_id)
+            rows.append(seed_record(self.server, [file_id], record_id=f"rec{i}"))
+        return self.server.env(), rows
+
+    def report(self) -> dict[str, Any]:
+        routes: Counter[str] = Counter()
+        for r in self.server.requests:
+            path = _ID_IN_PATH.sub(r"/\1/ID", r.path)
+            routes[f"{r.method} {path} {r.status}"] += 1
+        return {"routes": dict(routes)}
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+class _LLMHost:
+    def __init__(self, latency: float) -> None:
+        self.server = LLMTestServer(latency=FaultRule(kind="latency", delay=latency)).start()
+
+    def info(self) -> dict[str, str]:
+        return {
+            "OPENAI_BASE_URL": self.server.base_url,
+            "OPENAI_API_KEY": self.server.api_key,
+            "LLM_MODEL": self.server.model,
+        }
+
+    def report(self) -> dict[str, Any]:
+        arrivals = [r.arrival_wall for r in self.server.requests]
+        return {"peak": self.server.peak_concurrency, "first": min(arrivals, default=None), "count": len(arrivals)}
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+class _ClusterHost:
+    def __init__(self) -> None:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+        self.cluster = DevCluster(workdir=workdir, preload=[ROOT / "charts" / "mistake-analyzer" / "crds"]).start()
+        self.cluster.create_namespace(NAMESPACE)
+
+    def seed(self, rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
+        members = []
+        cluster = self.cluster
+        for record in rows:
             body = analysis_from_record(
-                record, database_id="main", collection_id="mistake_records", namespace=namespace
+                record, database_id="main", collection_id="mistake_records", namespace=NAMESPACE
             )
-            name = str(cluster.create(CR, namespace, body)["metadata"]["name"])
-            status = phase_patch({}, Phase.SCHEDULED, job_name=job, attempts=1)
-            cluster.call(lambda n=name, s=status: cluster.emu.patch_status(CR, namespace, n, s))
+            name = str(cluster.create(CR, NAMESPACE, body)["metadata"]["name"])
+            status = phase_patch({}, Phase.SCHEDULED, job_name=JOB, attempts=1)
+            cluster.call(lambda n=name, s=status: cluster.emu.patch_status(CR, NAMESPACE, n, s))
             members.append(name)
+        return str(cluster.kubeconfig), members
+
+    def report(self, members: list[str]) -> dict[str, Any]:
+        phases = Counter((self.cluster.get(CR, NAMESPACE, m) or {}).get("status", {}).get("phase") for m in members)
+        return {"phases": dict(phases)}
+
+    def close(self) -> None:
+        self.cluster.stop()
+
+
+_HOSTS: dict[str, Any] = {"appwrite": _AppwriteHost, "llm": _LLMHost, "cluster": _ClusterHost}
+
+
+def _serve(kind: str, conn: Connection, args: tuple[Any, ...]) -> None:
+    host = _HOSTS[kind](*args)
+    conn.send("ready")
+    mark = _cpu_seconds()
+    while True:
+        command, call_args = conn.recv()
+        if command == "mark":
+            mark = _cpu_seconds()
+            conn.send(None)
+        elif command == "report":
+            conn.send({**host.report(*call_args), "cpu": _cpu_seconds() - mark})
+        elif command == "close":
+            host.close()
+            conn.send(None)
+            return
+        else:
+            conn.send(getattr(host, command)(*call_args))
+
+
+class Standin:
+    def __init__(self, kind: str, *args: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve, args=(kind, child, args), daemon=True)
+        self._process.start()
+        if self._conn.recv() != "ready":
+            raise RuntimeError(f"{kind} stand-in did not start")
+
+    def __call__(self, command: str, *args: Any) -> Any:
+        self._conn.send((command, args))
+        return self._conn.recv()
+
+    def close(self) -> None:
+        self("close")
+        self._process.join(10)
+
+
+@dataclass
+class Run:
+    ratio: float
+    records_per_s: float
+    cpu_ms: float
+    rss_mib: float
+
+
+def throughput(records: int, concurrency: int, latency: float, extra_env: dict[str, str] | None = None) -> Run:
+    aw, llm, cluster = Standin("appwrite"), Standin("llm", latency), Standin("cluster")
+    try:
+        aw_env, rows = aw("seed", records)
+        kubeconfig, members = cluster("seed", rows)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "MISTAKE_", "OPENAI_", "APPWRITE_"))}
-        env.update(aw.env())
+        env.update(aw_env)
+        env.update(llm("info"))
         env.update(
-            OPENAI_BASE_URL=llm.base_url,
-            OPENAI_API_KEY=llm.api_key,
-            LLM_MODEL=llm.model,
-            KUBECONFIG=str(cluster.kubeconfig),
+            KUBECONFIG=kubeconfig,
             MISTAKE_BATCH_MEMBERS=json.dumps(members),
-            MISTAKE_NAMESPACE=namespace,
-            MISTAKE_JOB_NAME=job,
+            MISTAKE_NAMESPACE=NAMESPACE,
+            MISTAKE_JOB_NAME=JOB,
             MISTAKE_WORKER_CONCURRENCY=str(concurrency),
             MISTAKE_WORKER_LOG_LEVEL="WARNING",
             PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("job_image", "api")),
         )
-        started = time.monotonic()
+        env.update(extra_env or {})
+        for standin in (aw, llm, cluster):
+            standin("mark")
+        started, started_wall = time.monotonic(), time.time()
         child = subprocess.run([sys.executable, "-m", "mistake_worker"], env=env, check=False)
-        ended = time.monotonic()
+        ended, ended_wall = time.monotonic(), time.time()
+        # Taken while the stand-ins are still running: RUSAGE_CHILDREN then covers only the worker.
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = sum(
-            1 for m in members if (cluster.get(CR, namespace, m) or {}).get("status", {}).get("phase") == "Succeeded"
-        )
-        first_llm = min((r.arrival for r in llm.requests), default=started)
+        aw_report, llm_report = aw("report"), llm("report")
+        cluster_report = cluster("report", members)
+    finally:
+        for standin in (aw, llm, cluster):
+            standin.close()
+    done = cluster_report["phases"].get("Succeeded", 0)
     ideal = concurrency / latency
-    steady = ended - first_llm
+    steady = ended_wall - (llm_report["first"] or started_wall)
     print(f"records={records} concurrency={concurrency} latency={latency}s exit={child.returncode} succeeded={done}")
     print(f"process wall {ended - started:.2f}s (incl. interpreter start), first LLM request to exit {steady:.2f}s")
-    print(f"peak LLM concurrency seen by the server: {llm.peak_concurrency}")
+    print(f"peak LLM concurrency seen by the server: {llm_report['peak']}")
     achieved = done / steady
     print(
         f"achieved {achieved:.1f} records/s; ideal bound {ideal:.1f}/s; ratio {achieved / ideal:.3f} "
         f"(target >= {TARGET_THROUGHPUT}) [whole process: {done / (ended - started) / ideal:.3f}]"
     )
-    cpu = (usage.ru_utime + usage.ru_stime) * 1000 / max(records, 1)
-    print(f"worker CPU {cpu:.1f} ms/record; peak RSS {usage.ru_maxrss / 1024:.0f} MiB")
+    n = max(records, 1)
+    cpu = (usage.ru_utime + usage.ru_stime) * 1000 / n
+    rss = usage.ru_maxrss / 1024
+    user, system = usage.ru_utime * 1000 / n, usage.ru_stime * 1000 / n
+    print(f"worker CPU {cpu:.1f} ms/record (user {user:.1f}, system {system:.1f}); peak RSS {rss:.0f} MiB")
+    print(
+        "stand-ins CPU ms/record: "
+        f"appwrite {aw_report['cpu'] * 1000 / n:.1f}, llm {llm_report['cpu'] * 1000 / n:.1f}, "
+        f"cluster {cluster_report['cpu'] * 1000 / n:.1f}"
+    )
+    routes = aw_report["routes"]
+    print(f"appwrite requests per record: {sum(routes.values()) / n:.2f}")
+    for route, count in sorted(routes.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"  {count / n:5.2f}  {route}")
+    return Run(ratio=achieved / ideal, records_per_s=achieved, cpu_ms=cpu, rss_mib=rss)
 
 
 def tokens() -> None:
@@ -146,9 +284,18 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.5)
+    parser.add_argument("--runs", type=int, default=1, help="repeat the throughput part and print the medians")
     args = parser.parse_args()
     tokens()
-    throughput(args.records, args.concurrency, args.latency)
+    runs = [throughput(args.records, args.concurrency, args.latency) for _ in range(args.runs)]
+    if len(runs) > 1:
+        print(
+            f"median of {len(runs)} runs: ratio {statistics.median(r.ratio for r in runs):.3f}, "
+            f"{statistics.median(r.records_per_s for r in runs):.1f} records/s, "
+            f"worker CPU {statistics.median(r.cpu_ms for r in runs):.1f} ms/record, "
+            f"peak RSS {statistics.median(r.rss_mib for r in runs):.0f} MiB "
+            f"(ratios {', '.join(f'{r.ratio:.3f}' for r in runs)})"
+        )
 
 
 if __name__ == "__main__":
