@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -60,11 +61,14 @@ class KubeCRApi:
     def __init__(self, namespace: str, pool: ThreadPoolExecutor, attempts: int = 4, backoff: float = 0.3) -> None:
         from kubernetes import client, config
 
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        configuration = client.Configuration.get_default_copy()
+        # A configuration of our own, never the module-global default: the kubernetes package reads $KUBECONFIG
+        # once at import, and in-process callers (tests, the demo) may point at different clusters.
+        configuration = client.Configuration()
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         # One connection per pool thread, so concurrent patches do not queue on urllib3's default of 4.
         configuration.connection_pool_maxsize = max(4, pool._max_workers)
         self._api = client.CustomObjectsApi(client.ApiClient(configuration))
