@@ -163,7 +163,7 @@ def check_consistency(stack: Stack) -> list[str]:
       question is the record's; a failed record's latest analysis Failed with the reason Appwrite shows;
     - nothing is stuck: no analysis outside a final phase, every Job finished;
     - no duplicates: one question per record, knowledge points unique per (user, module, name), review states
-      unique per (user, knowledge point), profile totals counted once per record.
+      unique per (user, knowledge point), profile totals never counting a record twice.
     Needs the Appwrite stand-in (it reads the other collections directly).
     """
     assert stack.appwrite is not None, "consistency checks read the Appwrite stand-in"
@@ -249,8 +249,10 @@ def check_consistency(stack: Stack) -> list[str]:
     profiles = {p.get("userId"): p for p in aw.documents("profiles")}
     for user_id, count in completed_by_user.items():
         total = (profiles.get(user_id) or {}).get("totalMistakes")
-        if total is not None and int(total) != count:
-            problems.append(f"profile {user_id}: totalMistakes {total}, completed records {count}")
+        # At most once: two pods updating one profile at the same instant can lose an increment (docs/worker.md),
+        # but a record is never counted twice.
+        if total is not None and int(total) > count:
+            problems.append(f"profile {user_id}: totalMistakes {total} > completed records {count}")
     if len(docs) != len(aw.documents(DEFAULT_COLLECTION_ID)):
         problems.append("Appwrite holds records the stack did not create")
     return problems
