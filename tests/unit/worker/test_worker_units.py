@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx2
 import openai
 import pytest
+import requests
 from PIL import Image
 
 from mistake_api import Reason
@@ -19,6 +21,7 @@ from mistake_worker.llm import classify
 from mistake_worker.prompt import SYSTEM_PROMPT, PromptContext, analysis_schema, user_text
 from mistake_worker.runner import _stale
 from mistake_worker.settings import BatchSettings, WorkerSettings
+from mistake_worker.store import _EnvOnceSession
 from mistake_worker.writeback import education_level, kp_id_for, question_id_for, stable_id, stats_update
 
 pytestmark = pytest.mark.unit
@@ -240,3 +243,22 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MISTAKE_BATCH_MEMBERS", '["ma-a", "ma-a"]')
     with pytest.raises(ValueError, match="duplicate"):
         BatchSettings()  # type: ignore[call-arg]
+
+
+def test_sdk_sessions_read_proxy_settings_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "appwrite.local")
+    session = _EnvOnceSession()
+    plain = requests.Session()
+    for url in ("https://cloud.example/v1/x", "https://appwrite.local/v1/x"):
+        expected = plain.merge_environment_settings(url, {}, None, True, None)
+        assert session.merge_environment_settings(url, {}, None, True, None) == expected
+
+    def proxies(url: str) -> Any:
+        return session.merge_environment_settings(url, {}, None, True, None)["proxies"]
+
+    assert proxies("https://cloud.example/v1/y")["https"] == "http://proxy.internal:3128"
+    # Answered from the cache: a later change of the environment (which a pod never sees) is not re-read.
+    monkeypatch.setenv("HTTPS_PROXY", "http://other:1")
+    assert proxies("https://cloud.example/v1/z")["https"] == "http://proxy.internal:3128"
+    assert "https" not in proxies("https://appwrite.local/v1/z")
