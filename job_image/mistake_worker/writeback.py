@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -181,6 +181,9 @@ class Writer:
         self._user_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Prompt context per user for this batch (level, known KP names): a hint, so a batch-old copy is fine.
         self._context: dict[str, asyncio.Task[tuple[dict[str, Any] | None, dict[str, list[str]]]]] = {}
+        # (userId, kpId) whose review state this pod has seen or created: a state is created once and never
+        # removed by the worker, so later records of the batch need not look it up again.
+        self._reviewed: set[tuple[str, str]] = set()
 
     async def user_context(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
         task = self._context.get(user_id)
@@ -225,17 +228,20 @@ class Writer:
             if all(w[0] != kp.name or w[1].id != module.id for w in wanted):
                 wanted.append((kp.name, module, kp.category, kp.importance))
         linked: list[LinkedKP] = []
+        created: set[str] = set()
         async with self.user_lock(user_id):
             existing = await self._find_kps(user_id, [w[1].id for w in wanted], [w[0] for w in wanted])
             for name, module, category, importance in wanted:
                 row = existing.get((module.id, name))
                 if row is None:
                     subject = analysis.subject
-                    row = await self._create_kp(user_id, subject, module.id, name, importance, question_id, now)
+                    row, new = await self._create_kp(user_id, subject, module.id, name, importance, question_id, now)
+                    if new:
+                        created.add(str(row["$id"]))
                 else:
                     await self._update_kp(row, importance, question_id, now)
                 linked.append(LinkedKP(str(row["$id"]), name, module.id, category, importance))
-        await self._ensure_review_states(user_id, [k.id for k in linked], now)
+        await self._ensure_review_states(user_id, [k.id for k in linked], now, created)
         return linked
 
     async def _find_kps(
@@ -254,7 +260,8 @@ class Writer:
 
     async def _create_kp(
         self, user_id: str, subject: str, module_id: str, name: str, importance: str, question_id: str, now: datetime
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
+        """The KP row, and whether this call created it."""
         data = {
             "userId": user_id,
             "moduleId": module_id,
@@ -268,7 +275,7 @@ class Writer:
             "questionIds": [question_id],
         }
         try:
-            return await self.store.create_row(USER_KPS, kp_id_for(user_id, module_id, name), data)
+            return await self.store.create_row(USER_KPS, kp_id_for(user_id, module_id, name), data), True
         except ConflictError as conflict:
             # Someone (another pod, or a write of ours that landed before a retry) created it: link to that row.
             found = await self._find_kps(user_id, [module_id], [name])
@@ -277,7 +284,7 @@ class Writer:
                 detail = f"knowledge point {name!r} conflicts but is not found"
                 raise WorkerError(Reason.APPWRITE_REJECTED, detail) from conflict
             await self._update_kp(row, importance, question_id, now)
-            return row
+            return row, False
 
     async def _update_kp(self, row: dict[str, Any], importance: str, question_id: str, now: datetime) -> None:
         linked = [str(q) for q in (row.get("questionIds") or [])]
@@ -291,17 +298,23 @@ class Writer:
         if data:
             await self.store.update_row(USER_KPS, str(row["$id"]), data)
 
-    async def _ensure_review_states(self, user_id: str, kp_ids: list[str], now: datetime) -> None:
-        if not kp_ids:
-            return
-        rows = await self.store.list_rows(
-            REVIEW_STATES,
-            [Query.equal("userId", user_id), Query.equal("knowledgePointId", kp_ids), Query.limit(100)],
-        )
-        have = {str(r.get("knowledgePointId")) for r in rows}
+    async def _ensure_review_states(
+        self, user_id: str, kp_ids: list[str], now: datetime, created: Collection[str] = ()
+    ) -> None:
+        todo = [k for k in kp_ids if (user_id, k) not in self._reviewed]
+        # A KP this call created has no review state under any other id yet: only ours can exist (409).
+        lookup = [k for k in todo if k not in created]
+        have: set[str] = set()
+        if lookup:
+            rows = await self.store.list_rows(
+                REVIEW_STATES,
+                [Query.equal("userId", user_id), Query.equal("knowledgePointId", lookup), Query.limit(100)],
+            )
+            have = {str(r.get("knowledgePointId")) for r in rows}
         today = appwrite_time(now.replace(hour=0, minute=0, second=0, microsecond=0))
-        for kp_id in kp_ids:
+        for kp_id in todo:
             if kp_id in have:
+                self._reviewed.add((user_id, kp_id))
                 continue
             data = {
                 "userId": user_id,
@@ -320,6 +333,7 @@ class Writer:
             # Already there (the deterministic id makes a second create a no-op).
             with contextlib.suppress(ConflictError):
                 await self.store.create_row(REVIEW_STATES, review_state_id_for(user_id, kp_id), data)
+            self._reviewed.add((user_id, kp_id))
 
     # -- question -----------------------------------------------------------------------------------------
 
