@@ -43,7 +43,7 @@ CANCEL_REASON_ANNOTATION = f"{c.GROUP}/cancel-reason"
 # How long a Scheduled analysis may wait for its Job to show up in the watch before the controller acts on it.
 JOB_APPEAR_GRACE = timedelta(seconds=5)
 COALESCE_SECONDS = 0.02  # gather a burst of watch events into one pass
-CLEANUP_INTERVAL = 30.0
+CLEANUP_INTERVAL = 30.0  # at most; shorter when the TTL itself is short
 
 
 def _rv_newer(incoming: str, cached: str) -> bool:
@@ -171,7 +171,8 @@ class Controller:
         await self._gather(
             self._sync_record(v) for v in views if v.phase in (Phase.FAILED, Phase.CANCELLED) and not v.record_synced
         )
-        if time.monotonic() - self._last_cleanup > CLEANUP_INTERVAL:
+        cleanup_every = min(CLEANUP_INTERVAL, max(self.settings.finished_ttl_seconds / 2, 0.5))
+        if time.monotonic() - self._last_cleanup > cleanup_every:
             self._last_cleanup = time.monotonic()
             await self.cleanup(now)
 

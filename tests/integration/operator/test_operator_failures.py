@@ -140,3 +140,13 @@ def test_sweeper_recovers_a_record_whose_trigger_never_fired(
     (body,) = dev_cluster.list_objects(MA, kube_namespace)
     assert body["spec"]["record"]["documentId"] == "forgotten1"
     assert body["spec"]["source"]["origin"] == "sweeper"
+
+
+def test_finished_analyses_are_deleted_after_their_ttl(
+    dev_cluster: DevCluster, kube_namespace: str, start_operator
+) -> None:
+    env, _ = operator_env(dev_cluster, kube_namespace, finished_ttl_seconds=0.5, **FAST_RETRY)
+    start_operator(operator_argv(), env=env)
+    create_analyses(dev_cluster, kube_namespace, [analysis(kube_namespace, i) for i in range(3)])
+    wait_phases(dev_cluster, kube_namespace, lambda p: p["Succeeded"] == 3)
+    wait_phases(dev_cluster, kube_namespace, lambda p: sum(p.values()) == 0)
