@@ -184,6 +184,8 @@ class Writer:
         # (userId, kpId) whose review state this pod has seen or created: a state is created once and never
         # removed by the worker, so later records of the batch need not look it up again.
         self._reviewed: set[tuple[str, str]] = set()
+        self._stats_pending: dict[str, list[tuple[datetime, asyncio.Future[bool]]]] = {}
+        self._stats_flushers: dict[str, asyncio.Task[None]] = {}
 
     async def user_context(self, user_id: str) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
         task = self._context.get(user_id)
@@ -397,14 +399,49 @@ class Writer:
     # -- profile stats ------------------------------------------------------------------------------------
 
     async def count_mistake(self, user_id: str, now: datetime) -> bool:
-        """Domain §4.9 step 7 for one new mistake; False when the user has no profile."""
+        """Domain §4.9 step 7 for one new mistake; False when the user has no profile.
+
+        Mistakes of one user that arrive while that user's profile is being written are counted together by the
+        next write (one read and one write for all of them), leaving the values one write each would leave.
+        """
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._stats_pending.setdefault(user_id, []).append((now, waiter))
+        flusher = self._stats_flushers.get(user_id)
+        if flusher is None or flusher.done():
+            self._stats_flushers[user_id] = asyncio.ensure_future(self._flush_stats(user_id))
+        # shield: a record cancelled while waiting must not cancel the write the others share
+        return await asyncio.shield(waiter)
+
+    async def _flush_stats(self, user_id: str) -> None:
         async with self.user_lock(user_id):
-            profile = await self.profile(user_id)
-            if profile is None:
-                return False
-            update = stats_update(profile, now)
-            await self.store.update_row(PROFILES, str(profile["$id"]), update)
-            return True
+            while self._stats_pending.get(user_id):
+                batch = self._stats_pending.pop(user_id)
+                try:
+                    counted = await self._write_stats(user_id, [now for now, _ in batch])
+                except asyncio.CancelledError:
+                    for _, waiter in batch:
+                        waiter.cancel()
+                    raise
+                except Exception as error:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(error)
+                    continue
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(counted)
+
+    async def _write_stats(self, user_id: str, moments: Sequence[datetime]) -> bool:
+        profile = await self.profile(user_id)
+        if profile is None:
+            return False
+        update: dict[str, Any] = {}
+        for now in moments:  # as if written one after the other
+            step = stats_update(profile, now)
+            profile = {**profile, **step}
+            update.update(step)
+        await self.store.update_row(PROFILES, str(profile["$id"]), update)
+        return True
 
 
 def stats_update(profile: dict[str, Any], now: datetime) -> dict[str, Any]:

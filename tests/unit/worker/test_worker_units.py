@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -22,7 +23,14 @@ from mistake_worker.prompt import SYSTEM_PROMPT, PromptContext, analysis_schema,
 from mistake_worker.runner import _stale
 from mistake_worker.settings import BatchSettings, WorkerSettings
 from mistake_worker.store import _EnvOnceSession
-from mistake_worker.writeback import education_level, kp_id_for, question_id_for, stable_id, stats_update
+from mistake_worker.writeback import (
+    Writer,
+    education_level,
+    kp_id_for,
+    question_id_for,
+    stable_id,
+    stats_update,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -262,3 +270,44 @@ def test_sdk_sessions_read_proxy_settings_from_the_environment_once(monkeypatch:
     monkeypatch.setenv("HTTPS_PROXY", "http://other:1")
     assert proxies("https://cloud.example/v1/z")["https"] == "http://proxy.internal:3128"
     assert "https" not in proxies("https://appwrite.local/v1/z")
+
+
+class _ProfileStore:
+    """Just enough of AppwriteStore for the profile stats: one profile, every read and write counted."""
+
+    def __init__(self, profile: dict[str, Any]) -> None:
+        self.profile = profile
+        self.reads = 0
+        self.writes = 0
+
+    async def list_rows(self, table: str, queries: list[str]) -> list[dict[str, Any]]:
+        self.reads += 1
+        await asyncio.sleep(0)  # a real read yields to the loop
+        return [dict(self.profile)]
+
+    async def update_row(self, table: str, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.writes += 1
+        await asyncio.sleep(0)
+        self.profile = {**self.profile, **data}
+        return dict(self.profile)
+
+
+def test_concurrent_mistakes_of_one_user_are_counted_as_one_write_each_would() -> None:
+    start = {"$id": "p1", "userId": "u1", "timezone": "Asia/Shanghai", "totalMistakes": 3, "weekMistakes": 1}
+    # Around local midnight in Shanghai (16:00 UTC), so the day reset happens inside the group.
+    moments = [datetime(2025, 3, 3, 15, 59, tzinfo=UTC) + timedelta(seconds=s) for s in range(1, 120, 17)]
+    expected = dict(start)
+    for now in moments:  # one write per mistake, strictly one after another
+        expected.update(stats_update(expected, now))
+
+    store = _ProfileStore(dict(start))
+    writer = Writer(store)  # type: ignore[arg-type]
+
+    async def count_all() -> list[bool]:
+        return await asyncio.gather(*(writer.count_mistake("u1", now) for now in moments))
+
+    assert asyncio.run(count_all()) == [True] * len(moments)
+    assert store.profile == expected
+    assert store.profile["totalMistakes"] == 3 + len(moments)
+    assert store.writes < len(moments)  # the ones that queued behind the first write share the second
+    assert store.reads == store.writes
