@@ -65,7 +65,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         for ns in home:
             sweeper = Sweeper(config, api, records, metrics, ns)
             snapshot = controller.state.analyses.values
-            RUNTIME.tasks.append(asyncio.create_task(sweeper.run(snapshot, RUNTIME.stop), name=f"sweeper-{ns}"))
+            RUNTIME.tasks.append(
+                asyncio.create_task(sweeper.run(snapshot, RUNTIME.stop, controller.ready), name=f"sweeper-{ns}")
+            )
     app = http.make_app(
         REGISTRY,
         controller.queue_stats,

@@ -81,8 +81,22 @@ class Sweeper:
         log.info("sweeper re-queued record %s (%s since %s)", record.id, record.status, record.updated_at)
         return True
 
-    async def run(self, snapshot: Callable[[], Iterable[AnalysisView]], stop: asyncio.Event) -> None:
+    async def run(
+        self,
+        snapshot: Callable[[], Iterable[AnalysisView]],
+        stop: asyncio.Event,
+        ready: asyncio.Event | None = None,
+    ) -> None:
         interval = self.settings.sweeper.interval_seconds
+        if ready is not None:
+            # Before the controller's first list every analysis looks missing: a pass then would re-queue (and
+            # bump the revision of) every pending record that already has one, e.g. after an operator restart.
+            waits = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
         while not stop.is_set():
             try:
                 found = await self.sweep(list(snapshot()), utcnow())
