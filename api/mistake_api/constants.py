@@ -39,6 +39,8 @@ ANNOTATION_MEMBERS: Final = f"{GROUP}/members"  # on the Job and its pod templat
 ANNOTATION_RECORD_ID: Final = f"{GROUP}/record-id"  # human-readable "<db>/<collection>/<document>"
 # Set by the trigger when the record had more image ids than spec.imageIds can hold (MAX_IMAGE_IDS).
 ANNOTATION_ORIGINAL_IMAGE_COUNT: Final = f"{GROUP}/original-image-count"
+# Set by the operator beside spec.cancel when it cancels an analysis a Job holds (e.g. "Superseded").
+ANNOTATION_CANCEL_REASON: Final = f"{GROUP}/cancel-reason"
 
 # Environment the operator gives each Job pod (the worker reads these).
 ENV_BATCH_MEMBERS: Final = "MISTAKE_BATCH_MEMBERS"

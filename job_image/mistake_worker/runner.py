@@ -29,7 +29,7 @@ from mistake_api import (
     phase_patch,
     utcnow,
 )
-from mistake_api.constants import EXIT_OK, EXIT_RETRYABLE
+from mistake_api.constants import ANNOTATION_CANCEL_REASON, EXIT_OK, EXIT_RETRYABLE
 
 from .crs import CRApi, CRUnavailableError, LostOwnershipError, ownership_ops, set_ops
 from .errors import WorkerError
@@ -200,7 +200,7 @@ class BatchRunner:
         if cr is None:
             return await self._fail(member, None, WorkerError(Reason.INVALID_SPEC, spec_error))
         if cr.spec.cancel:
-            return await self._cancel(member, Reason.CANCELLED, "spec.cancel is set")
+            return await self._cancel(member, _cancel_reason(raw), "spec.cancel is set")
         try:
             async with asyncio.timeout(self.settings.record_timeout_seconds):
                 return await self._analyse(member, cr)
@@ -429,3 +429,11 @@ def _stale(record: dict[str, Any], revision: str) -> tuple[Reason, str] | None:
     if status == "completed" and analyzed is not None and analyzed > asked:
         return Reason.NOT_PENDING, f"the record was analysed at {record.get('analyzedAt')}"
     return None
+
+
+def _cancel_reason(raw: dict[str, Any]) -> Reason:
+    """Superseded when the operator said so (then the record belongs to the newer analysis), else Cancelled."""
+    annotations = (raw.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(ANNOTATION_CANCEL_REASON) == Reason.SUPERSEDED.value:
+        return Reason.SUPERSEDED
+    return Reason.CANCELLED

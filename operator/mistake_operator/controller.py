@@ -39,7 +39,7 @@ from .state import RECONCILED_ANNOTATION, AnalysisView, ClusterState, JobView, p
 
 log = logging.getLogger("mistake_operator.controller")
 
-CANCEL_REASON_ANNOTATION = f"{c.GROUP}/cancel-reason"
+CANCEL_REASON_ANNOTATION = c.ANNOTATION_CANCEL_REASON
 # How long a Scheduled analysis may wait for its Job to show up in the watch before the controller acts on it.
 JOB_APPEAR_GRACE = timedelta(seconds=5)
 COALESCE_SECONDS = 0.02  # gather a burst of watch events into one pass

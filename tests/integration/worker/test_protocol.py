@@ -7,11 +7,12 @@ import time
 from typing import Any
 
 import pytest
-from worker_bed import WorkerBed
+from worker_bed import CR, WorkerBed
 
 from mistake_api import phase_patch
 from mistake_api.constants import EXIT_OK, EXIT_PERMANENT, EXIT_RETRYABLE
 from mistake_api.states import Phase
+from mistake_testbed.kube.util import merge_patch
 from mistake_testbed.samples import BAD_INPUTS
 from mistake_worker.writeback import Writer
 
@@ -236,3 +237,19 @@ def test_invalid_configuration_exits_42(bed: WorkerBed) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == EXIT_PERMANENT, out
     assert "invalid worker configuration" in out
+
+
+def test_a_member_the_operator_cancelled_as_superseded_says_so(bed: WorkerBed, monkeypatch: pytest.MonkeyPatch) -> None:
+    member, record = bed.photo_member("math-choice")
+    emu = bed.cluster.emu
+
+    def cancel(cur: dict[str, Any]) -> dict[str, Any]:
+        patch = {"metadata": {"annotations": {"mistakes.dev/cancel-reason": "Superseded"}}, "spec": {"cancel": True}}
+        return merge_patch(cur, patch)
+
+    bed.cluster.call(lambda: emu.update_object(emu.find_def(CR), bed.namespace, member, cancel))
+    assert bed.run(monkeypatch) == EXIT_OK
+    status = bed.status(member)
+    assert (status["phase"], status["error"]["reason"], status["recordSynced"]) == ("Cancelled", "Superseded", True)
+    # The record belongs to the newer analysis: this one wrote nothing to it.
+    assert bed.doc("mistake_records", record["$id"]).get("analysisStatus") in (None, "pending")
