@@ -14,7 +14,14 @@ from mistake_testbed.stack.core import (
     real_services,
     settings_env,
 )
-from mistake_testbed.stack.report import Summary, check_consistency, metrics_problems, percentile, scrape
+from mistake_testbed.stack.report import (
+    Summary,
+    check_consistency,
+    metric_sum,
+    metrics_problems,
+    percentile,
+    scrape,
+)
 from mistake_testbed.stack.services import Kubectl, OperatorProcess, Prometheus, dashboard_queries, wait_until
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "check_consistency",
     "dashboard_queries",
     "default_operator_settings",
+    "metric_sum",
     "metrics_problems",
     "percentile",
     "real_services",
