@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ class _ClusterHost:
             )
             name = str(cluster.create(CR, NAMESPACE, body)["metadata"]["name"])
             status = phase_patch({}, Phase.SCHEDULED, job_name=JOB, attempts=1)
-            cluster.call(lambda n=name, s=status: cluster.emu.patch_status(CR, NAMESPACE, n, s))
+            cluster.call(partial(cluster.emu.patch_status, CR, NAMESPACE, name, status))
             members.append(name)
         return str(cluster.kubeconfig), members
 
@@ -201,7 +202,14 @@ class Run:
     rss_mib: float
 
 
-def throughput(records: int, concurrency: int, latency: float, extra_env: dict[str, str] | None = None) -> Run:
+def throughput(
+    records: int,
+    concurrency: int,
+    latency: float,
+    extra_env: dict[str, str] | None = None,
+    job_image: Path = ROOT / "job_image",
+) -> Run:
+    """One batch through one worker process; `job_image` may point at another checkout's worker to compare."""
     aw, llm, cluster = Standin("appwrite"), Standin("llm", latency), Standin("cluster")
     try:
         aw_env, rows = aw("seed", records)
@@ -216,7 +224,7 @@ def throughput(records: int, concurrency: int, latency: float, extra_env: dict[s
             MISTAKE_JOB_NAME=JOB,
             MISTAKE_WORKER_CONCURRENCY=str(concurrency),
             MISTAKE_WORKER_LOG_LEVEL="WARNING",
-            PYTHONPATH=os.pathsep.join(str(ROOT / p) for p in ("job_image", "api")),
+            PYTHONPATH=os.pathsep.join((str(job_image), str(ROOT / "api"))),
         )
         env.update(extra_env or {})
         for standin in (aw, llm, cluster):
@@ -285,9 +293,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--runs", type=int, default=1, help="repeat the throughput part and print the medians")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE", help="e.g. a worker knob")
+    parser.add_argument("--job-image", type=Path, default=ROOT / "job_image", help="the worker package's parent")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.worker_env)
     tokens()
-    runs = [throughput(args.records, args.concurrency, args.latency) for _ in range(args.runs)]
+    runs = [throughput(args.records, args.concurrency, args.latency, extra, args.job_image) for _ in range(args.runs)]
     if len(runs) > 1:
         print(
             f"median of {len(runs)} runs: ratio {statistics.median(r.ratio for r in runs):.3f}, "
