@@ -91,7 +91,7 @@ def main() -> int:
             waits.append((parse(st["scheduledAt"]) - parse(st["queuedAt"])).total_seconds())
             scheduled.append(parse(st["scheduledAt"]))
         first_queued = min(parse(o["status"]["queuedAt"]) for o in objs)
-        span = (max(scheduled) - first_queued).total_seconds()
+        span = max((max(scheduled) - first_queued).total_seconds(), 1e-3)
         p95 = statistics.quantiles(waits, n=20)[18]
         print(f"analyses: {args.count}, batch size {args.batch_size}, maxActiveJobs {args.max_active_jobs}")
         print(f"created in {created:.1f} s ({args.count / created:.0f}/s through the API)")

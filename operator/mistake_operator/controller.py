@@ -427,7 +427,9 @@ class Controller:
         key = (batch.namespace, name)
         self._creating.add(key)  # counts against maxActiveJobs from this instant
         try:
-            marked = await asyncio.gather(*(self._mark_scheduled(v, name, now) for v in batch.members))
+            # the moment of the write, not of the pass: queue-wait metrics are measured from these stamps
+            stamp = self.clock()
+            marked = await asyncio.gather(*(self._mark_scheduled(v, name, stamp) for v in batch.members))
             members = [v for v in marked if v is not None]
             if members:
                 await self._create_job(batch.namespace, name, members)
