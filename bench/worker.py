@@ -230,10 +230,11 @@ def throughput(
         for standin in (aw, llm, cluster):
             standin("mark")
         started, started_wall = time.monotonic(), time.time()
-        child = subprocess.run([sys.executable, "-m", "mistake_worker"], env=env, check=False)
+        child = subprocess.Popen([sys.executable, "-m", "mistake_worker"], env=env)
+        # wait4: this worker's own CPU and peak RSS, not those of earlier runs or of the stand-ins.
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
         ended, ended_wall = time.monotonic(), time.time()
-        # Taken while the stand-ins are still running: RUSAGE_CHILDREN then covers only the worker.
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         aw_report, llm_report = aw("report"), llm("report")
         cluster_report = cluster("report", members)
     finally:
