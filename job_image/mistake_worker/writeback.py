@@ -405,6 +405,8 @@ class Writer:
         next write (one read and one write for all of them), leaving the values one write each would leave.
         """
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        # Mark a failure seen even when this record was cancelled meanwhile (no "never retrieved" warning).
+        waiter.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._stats_pending.setdefault(user_id, []).append((now, waiter))
         flusher = self._stats_flushers.get(user_id)
         if flusher is None or flusher.done():
