@@ -250,18 +250,28 @@ class CpuSnapshot:
     stack_process: float  # this process: stand-ins, proxy, trigger host, Job controller, the bench itself
     children: float  # reaped children: the worker pods (and any kubectl run meanwhile)
     operator: float
+    machine: float = 0.0  # the whole machine, to tell how much CPU other processes took meanwhile
 
     @classmethod
     def take(cls, stack: Stack) -> CpuSnapshot:
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         op = stack.operator.process.pid if stack.operator and stack.operator.process else 0
-        return cls(me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime, _proc_cpu(op) if op else 0.0)
+        ours = (me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime, _proc_cpu(op) if op else 0.0)
+        return cls(*ours, machine=machine_busy())
 
     def __sub__(self, other: CpuSnapshot) -> CpuSnapshot:
         return CpuSnapshot(
-            self.stack_process - other.stack_process, self.children - other.children, self.operator - other.operator
+            self.stack_process - other.stack_process,
+            self.children - other.children,
+            self.operator - other.operator,
+            self.machine - other.machine,
         )
+
+    @property
+    def others(self) -> float:
+        """CPU other processes on the machine used meanwhile (0 on a quiet machine)."""
+        return max(self.machine - self.total, 0.0)
 
     @property
     def total(self) -> float:
@@ -273,7 +283,15 @@ class CpuSnapshot:
             "worker_pods_s": round(self.children, 2),
             "operator_s": round(self.operator, 2),
             "total_s": round(self.total, 2),
+            "other_processes_s": round(self.others, 2),
         }
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy since boot (every process, ours or not), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_bound(cpu: CpuSnapshot, cores: int) -> tuple[float, str]:

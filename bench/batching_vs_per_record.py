@@ -75,7 +75,8 @@ def measure(stack: Any, mode: str, settings: dict[str, Any], args: argparse.Name
     print(
         f"{mode:>10}: {result['jobs']} Jobs, {result['pods']} pods, total {total:.1f} s ({n / total:.1f}/s), "
         f"API requests {result['api_requests_per_record']}/record {result['api_by_client_per_record']}, "
-        f"object writes {result['object_writes_per_record']}/record, CPU {result['cpu_ms_per_record']:.0f} ms/record, "
+        f"object writes {result['object_writes_per_record']}/record, CPU {result['cpu_ms_per_record']:.0f} ms/record "
+        f"(other processes {cpu.others:.1f} s), "
         f"Job start median {result['job_start_median_s']} s; {status}"
     )
     return result

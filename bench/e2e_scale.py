@@ -66,6 +66,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
     bound, bound_what = sb.cpu_bound(cpu, info["cores"] or 1)
     lat = timeline.latencies()
     worker_ms = cpu.children / args.records * 1000
+    worker_bound = cpu.children / (info["cores"] or 1)
     print(
         f"records {args.records} ({status}), LLM latency {args.latency:g} s, {args.jobs} Jobs x {args.concurrency} "
         f"= {args.jobs * args.concurrency} LLM calls at most, batch {batch}; Jobs {jobs}, pods {pods}"
@@ -88,7 +89,12 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         f"CPU used {cpu.total:.1f} s: stand-ins' process {cpu.stack_process:.1f} s, worker pods {cpu.children:.1f} s "
         f"({worker_ms:.0f} ms/record), operator {cpu.operator:.1f} s"
     )
+    print(
+        f"worker CPU alone: {worker_ms:.0f} ms/record x {args.records} / {info['cores']} cores = "
+        f"{worker_bound:.1f} s (ratio total / that {total / worker_bound:.2f})"
+    )
     print(f"CPU bound {bound:.1f} s ({bound_what}); ratio total / CPU bound = {total / bound:.2f}")
+    print(f"other processes on the machine used {cpu.others:.1f} s CPU meanwhile (0 when quiet)")
     print(f"end-to-end latency p50 {percentile(lat, 50):.1f} s, p95 {percentile(lat, 95):.1f} s")
     print(f"throughput {args.records / total:.1f} analyses/s; LLM calls {llm_calls}, peak concurrency {peak}")
     return {
@@ -109,6 +115,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "ratio_ideal": round(total / ideal, 3),
         "cpu": cpu.as_dict(),
         "worker_cpu_ms_per_record": round(worker_ms, 1),
+        "worker_cpu_bound_s": round(worker_bound, 2),
         "cpu_bound_s": round(bound, 2),
         "cpu_bound_is": bound_what,
         "ratio_cpu_bound": round(total / bound, 3),

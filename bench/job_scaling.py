@@ -51,7 +51,7 @@ def measure(stack: Any, jobs: int, args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"{jobs} Jobs: total {total:.1f} s, {result['throughput_per_s']:.1f} analyses/s "
         f"(ideal while running {result['ideal_throughput_per_s']:g}/s), {result['jobs_created']} Jobs created, "
-        f"CPU {cpu.total:.1f} s = {wall_cpu:.2f} cores busy; {status}"
+        f"CPU {cpu.total:.1f} s = {wall_cpu:.2f} cores busy (other processes {cpu.others:.1f} s); {status}"
     )
     return result
 
