@@ -3,10 +3,9 @@
     ./dev bench batching_vs_per_record [--records 200] [--latency 1.0] [--inflight 20]
 
 One stack (dev cluster, stand-ins, real trigger, operator and worker pods), redeployed into a fresh namespace
-with fresh Appwrite data for each mode; both modes may hold at most `--inflight` analyses in live Jobs, i.e.
-the same cap on LLM calls in flight:
+with fresh Appwrite data for each mode; both modes make at most `--inflight` LLM calls at once:
 
-- batched (ours): batches of 20, `maxActiveJobs` = inflight / 10, 10 LLM calls per pod;
+- batched (ours): batches of 20, `maxActiveJobs` = inflight / 10, 10 LLM calls per pod (20 records in its lanes);
 - per record (ScaledJob): `batchSize` 1, one analysis per Job and pod, `maxActiveJobs` = inflight (KEDA's
   `maxReplicaCount`); Jobs are created as soon as a record is queued (KEDA would add its polling interval).
 
@@ -33,8 +32,11 @@ PER_POD = 10
 
 
 def modes(inflight: int) -> dict[str, dict[str, Any]]:
+    jobs = max(inflight // PER_POD, 1)
     return {
-        "batched": sb.operator_settings(max(inflight // PER_POD, 1), PER_POD, BATCH, 0.5, inflight=inflight),
+        # A pod holds up to twice its LLM concurrency (its lanes), so the budget of held analyses is one batch per
+        # Job; LLM calls in flight stay at jobs x PER_POD = inflight, as in the other mode.
+        "batched": sb.operator_settings(jobs, PER_POD, BATCH, 0.5, inflight=jobs * BATCH),
         "per_record": sb.operator_settings(inflight, 1, 1, 0.05, inflight=inflight),  # a batch of one is full at once
     }
 
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--records", type=int, default=200)
     parser.add_argument("--latency", type=float, default=1.0, help="simulated LLM latency, seconds")
-    parser.add_argument("--inflight", type=int, default=20, help="analyses held by live Jobs at most, both modes")
+    parser.add_argument("--inflight", type=int, default=20, help="LLM calls in flight at most, both modes")
     parser.add_argument("--threads", type=int, default=8, help="threads creating record rows")
     parser.add_argument("--timeout", type=float, default=600.0, help="per mode")
     args = parser.parse_args(argv)
