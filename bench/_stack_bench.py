@@ -328,7 +328,7 @@ class ApiCounter:
         def listen(request: Any) -> None:
             headers = request.headers or {}
             agent = str(headers.get("User-Agent") or headers.get("user-agent") or "")
-            verb = str(request.method or "?")
+            verb = str(getattr(request.method, "value", request.method) or "?")  # kmock gives an enum
             if verb == "GET" and (request.params or {}).get("watch") in ("true", "1"):
                 verb = "WATCH"
             self.requests[(client_of(agent), verb)] += 1

@@ -62,9 +62,18 @@ def plot(data: dict[str, Any]) -> None:
     jobs = [r["jobs"] for r in runs]
     fig, (left, right) = plt.subplots(1, 2, figsize=(7, 2.8))
     left.plot(jobs, [r["throughput_per_s"] for r in runs], "o-", label="measured")
+    for r in runs:  # where the CPU runs out is the story of this curve on a small machine
+        left.annotate(
+            f"{r['cores_busy']:.1f} cores",
+            (r["jobs"], r["throughput_per_s"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=7,
+        )
     left.set_xlabel("active Jobs (pods)")
     left.set_ylabel("analyses / s")
     left.set_xticks(jobs)
+    left.set_xlim(0.5, max(jobs) * 1.2)  # room for the labels
     left.set_title(f"throughput ({data['concurrency']} per pod, {data['latency_s']:g} s LLM)")
     right.plot(jobs, [r["speedup"] for r in runs], "o-", label="measured")
     right.plot(jobs, jobs, "--", color="grey", label="linear")
