@@ -20,13 +20,14 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,7 +63,10 @@ def print_machine(info: dict[str, Any]) -> None:
     )
 
 
-def bench_stack(latency: float, operator: dict[str, Any], namespace: str = "bench") -> Stack:
+@contextlib.contextmanager
+def bench_stack(latency: float, operator: dict[str, Any], namespace: str = "bench") -> Iterator[Stack]:
+    """The stack, started; on exit every process it started is stopped and its run folder (logs) removed,
+    unless MISTAKE_BENCH_KEEP is set (then the folder's path is printed)."""
     run_dir = Path(tempfile.mkdtemp(prefix="mistake-bench-"))
     config = StackConfig(
         run_dir=run_dir,
@@ -72,7 +76,14 @@ def bench_stack(latency: float, operator: dict[str, Any], namespace: str = "benc
         llm_latency=(latency, latency),
         use_environment=False,  # stand-ins only, whatever the shell exports
     )
-    return Stack(config)
+    try:
+        with Stack(config) as stack:
+            yield stack
+    finally:
+        if os.environ.get("MISTAKE_BENCH_KEEP"):
+            print(f"run folder kept: {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def operator_settings(
