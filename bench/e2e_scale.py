@@ -18,7 +18,7 @@ pod is a Python process whose start-up costs CPU on a 2-core machine, and 20 LLM
 operator's default. Batches are records / (2 x jobs) large (100 of 1,000) and the in-flight budget is the
 whole workload, so the work goes out in two waves of five Jobs: one wave (records / jobs per pod) leaves a long
 tail when records arrive unevenly over the batches, and small batches pay a Job start in every round (measured
-with 10 s latency: batches of 200 -> 1.44, 40 -> 1.35, 100 -> 1.19). The budget holds analyses in Jobs; LLM
+with 10 s latency: batches of 200 -> 1.44, 40 -> 1.35, 100 -> 1.19 to 1.32). The budget holds analyses in Jobs; LLM
 calls stay capped at jobs x concurrency by the pods themselves.
 """
 
