@@ -76,6 +76,7 @@ class Controller:
         self.ready = asyncio.Event()
         self.heartbeat = time.monotonic()
         self.passes = 0
+        self._intake_chunk = max(2 * settings.batch_size, 200)
 
     # ----------------------------------------------------------------- fed by the watch handlers
     def analysis_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -160,7 +161,12 @@ class Controller:
         self.passes += 1
         now = self.clock()
         views = list(self.state.analyses.values())
-        await self._gather(self._intake(v, now) for v in views if v.phase is None)
+        # Intake in chunks, oldest first, so a burst of thousands is batched as it is taken in rather than after.
+        new = sorted((v for v in views if v.phase is None), key=lambda v: (v.created or now, v.name))
+        chunk = new[: self._intake_chunk]
+        await self._gather(self._intake(v) for v in chunk)
+        if len(new) > len(chunk):
+            self.wake()
         await self._supersede(now)
         await self._gather(self._cancel_queued(v, now) for v in views if v.phase is Phase.QUEUED and v.cancel)
         await self._gather(
@@ -222,7 +228,8 @@ class Controller:
             (kopf.warn if warning else kopf.info)(body, reason=reason, message=message)
 
     # ----------------------------------------------------------------- 1. intake
-    async def _intake(self, view: AnalysisView, now: datetime) -> None:
+    async def _intake(self, view: AnalysisView) -> None:
+        now = self.clock()  # queuedAt is the moment of the write: queue waits are measured from it
         annotations = view.body.get("metadata", {}).get("annotations") or {}
         raw_count = str(annotations.get(c.ANNOTATION_ORIGINAL_IMAGE_COUNT, ""))
         rejection = intake.check_spec(view.spec, self.settings, int(raw_count) if raw_count.isdigit() else None)
