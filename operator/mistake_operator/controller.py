@@ -19,7 +19,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,6 +77,9 @@ class Controller:
         self.heartbeat = time.monotonic()
         self.passes = 0
         self._intake_chunk = max(2 * settings.batch_size, 200)
+        self._tasks: set[asyncio.Task[None]] = set()
+        # per-step back-off after failures: key -> (not before, current delay)
+        self._gates: dict[tuple[str, ...], tuple[float, float]] = {}
 
     # ----------------------------------------------------------------- fed by the watch handlers
     def analysis_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -85,7 +88,7 @@ class Controller:
         if event_type == "DELETED":
             gone = self.state.remove_analysis(*key)
             if gone is not None and gone.active:
-                asyncio.get_running_loop().create_task(self._deleted_while_active(gone))
+                self._spawn(self._deleted_while_active(gone))
             self.wake()
             return
         cached = self.state.analyses.get(key)
@@ -102,7 +105,7 @@ class Controller:
             old = self.state.remove_job(ns, name)
             observe.job_transition(self.metrics, old, None, ns)
             if old is not None and not old.reconciled:
-                asyncio.get_running_loop().create_task(self._guarded(self._reconcile_job(old, gone=True)))
+                self._spawn(self._guarded(self._reconcile_job(old, gone=True)))
             self.wake()
             return
         old_job, new_job = self.state.upsert_job(body)
@@ -175,7 +178,9 @@ class Controller:
         await self.ensure_jobs(now)
         await self.schedule(now)
         await self._gather(
-            self._sync_record(v) for v in views if v.phase in (Phase.FAILED, Phase.CANCELLED) and not v.record_synced
+            self._gated(("outbox", *v.key), self._sync_record(v))
+            for v in views
+            if v.phase in (Phase.FAILED, Phase.CANCELLED) and not v.record_synced and self._due(("outbox", *v.key))
         )
         cleanup_every = min(CLEANUP_INTERVAL, max(self.settings.finished_ttl_seconds / 2, 0.5))
         if time.monotonic() - self._last_cleanup > cleanup_every:
@@ -184,6 +189,31 @@ class Controller:
 
     async def _gather(self, coros: Iterable[Awaitable[None]]) -> None:
         await asyncio.gather(*(self._guarded(coro) for coro in coros))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # keep a reference until done: the loop holds only weak ones
+        task.add_done_callback(self._tasks.discard)
+
+    def _due(self, key: tuple[str, ...]) -> bool:
+        """False while a step that failed for `key` is backing off, so a down service is not hammered every pass."""
+        gate = self._gates.get(key)
+        return gate is None or time.monotonic() >= gate[0]
+
+    async def _gated(self, key: tuple[str, ...], coro: Awaitable[None]) -> None:
+        """Run a step; on failure back off for `key` (1 s doubling to 60 s), on success forget it."""
+        try:
+            await coro
+        except (ApiError, RecordError) as err:
+            if isinstance(err, ApiError) and (err.conflict or err.not_found):
+                log.debug("lost a race (%s); the next pass sees the new state", err)
+                return
+            delay = min(self._gates.get(key, (0.0, 0.5))[1] * 2, 60.0)
+            self._gates[key] = (time.monotonic() + delay, delay)
+            self.metrics.counter(m.OPERATOR_ERRORS).labels("appwrite" if isinstance(err, RecordError) else "api").inc()
+            log.warning("%s failed (retrying in %.0f s): %s", "/".join(key), delay, err)
+        else:
+            self._gates.pop(key, None)
 
     async def _guarded(self, coro: Awaitable[None]) -> None:
         try:
@@ -374,7 +404,11 @@ class Controller:
             if now - scheduled_at < JOB_APPEAR_GRACE:
                 continue
             missing.setdefault((view.namespace, view.job_name), []).append(view)
-        await self._gather(self._restore_job(ns, name, members, now) for (ns, name), members in missing.items())
+        await self._gather(
+            self._gated(("job", ns, name), self._restore_job(ns, name, members, now))
+            for (ns, name), members in missing.items()
+            if self._due(("job", ns, name))
+        )
 
     async def _restore_job(self, namespace: str, name: str, members: list[AnalysisView], now: datetime) -> None:
         try:
