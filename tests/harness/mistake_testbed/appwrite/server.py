@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -16,6 +15,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
+
+from mistake_testbed.loop_thread import LoopThread
 
 from .app import RequestRecord, ServerState, build_app
 from .events import EventBus, EventRecord, Execution, Subscription, ephemeral_key
@@ -57,11 +58,9 @@ class AppwriteTestServer:
         files = FileStore(loaded.buckets)
         files.reset(apply_schema)
         self.state = ServerState(store, files, bus, FaultPlan(seed), project_id, self._keys)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("appwrite-test-server")
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
-        self._stopped = threading.Event()
         self.is_down = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -71,36 +70,16 @@ class AppwriteTestServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> AppwriteTestServer:
-        if self._thread is not None:
-            return self
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._start_async())
-            except BaseException as error:  # reported to the starting thread
-                failure.append(error)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(self._stop_async())
-                loop.close()
-                self._stopped.set()
-
-        self._thread = threading.Thread(target=run, name="appwrite-test-server", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread = None
-            raise failure[0]
+        self._thread.start(self._serve)
         return self
+
+    async def _serve(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+        await self._start_async()
+        ready()
+        try:
+            await stop.wait()
+        finally:
+            await self._stop_async()
 
     async def _start_async(self) -> None:
         loop = asyncio.get_running_loop()
@@ -120,11 +99,7 @@ class AppwriteTestServer:
             await self._runner.cleanup()
 
     def stop(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._thread = None
+        self._thread.stop()
 
     def __enter__(self) -> AppwriteTestServer:
         return self.start()
@@ -142,9 +117,7 @@ class AppwriteTestServer:
 
     def _call(self, factory: Callable[[], Coroutine[Any, Any, T]], timeout: float = 10) -> T:
         """Run a coroutine on the server loop from another thread and wait for its result."""
-        if self._loop is None:
-            raise RuntimeError("server not started")
-        return asyncio.run_coroutine_threadsafe(factory(), self._loop).result(timeout)
+        return self._thread.call(factory, timeout)
 
     # -- clients -------------------------------------------------------------------------------------
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -14,6 +13,7 @@ from mistake_testbed.llm.answers import AnalysisFixture
 from mistake_testbed.llm.app import LLMServerConfig, LLMServerState, make_app
 from mistake_testbed.llm.faults import FaultRule
 from mistake_testbed.llm.stats import RequestRecord, Stats
+from mistake_testbed.loop_thread import LoopThread
 
 LOOPBACK = "127.0.0.1"
 
@@ -45,8 +45,7 @@ class LLMTestServer:
         )
         self.state = LLMServerState(self.config)
         self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread(f"llm-test-server-{id(self):x}")
 
     # --- addresses ---------------------------------------------------------------------------------------------
     @property
@@ -126,45 +125,20 @@ class LLMTestServer:
 
     def start(self) -> LLMTestServer:
         """Start in a daemon thread with its own loop; returns once the port is bound."""
-        if self._thread is not None:
-            return self
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start_async())
-            except BaseException as exc:
-                errors.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop_async())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name=f"llm-test-server-{id(self):x}", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if errors:
-            self._thread = None
-            raise RuntimeError(f"LLM test server failed to start: {errors[0]!r}") from errors[0]
+        self._thread.start(self._serve)
         return self
 
+    async def _serve(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+        await self.start_async()
+        ready()
+        try:
+            await stop.wait()
+        finally:
+            # stop_async sets the shutdown event first, which releases held (`timeout` fault) connections.
+            await self.stop_async()
+
     def stop(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        loop = self._loop
-        # The shutdown event releases held (`timeout` fault) connections before the loop stops.
-        loop.call_soon_threadsafe(self.state.shutdown.set)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(timeout=10)
-        self._thread = None
-        self._loop = None
+        self._thread.stop()
 
     def __enter__(self) -> LLMTestServer:
         return self.start()
