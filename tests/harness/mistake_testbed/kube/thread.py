@@ -11,8 +11,6 @@ thread: the emulator's state is owned by that loop.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import tempfile
 import threading
 import time
@@ -27,6 +25,7 @@ import yaml
 from mistake_testbed.kube.emulator import ClusterEmulator, GroupResource
 from mistake_testbed.kube.jobs import JobController, JobControllerOptions, PodPredicate
 from mistake_testbed.kube.util import JSON
+from mistake_testbed.loop_thread import LoopThread
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -77,11 +76,7 @@ class DevCluster:
         self._backoff = backoff_seconds
         self._extra_env = dict(extra_env or {})
         self._start_timeout = start_timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
+        self._thread = LoopThread("dev-cluster")
         self._changed = threading.Condition()
         self._change_count = 0
         self.url = ""
@@ -93,20 +88,11 @@ class DevCluster:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._run, name="dev-cluster", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(self._start_timeout):
-            raise TimeoutError("the dev cluster did not start in time")
-        if self._error is not None:
-            raise RuntimeError("the dev cluster failed to start") from self._error
+        self._thread.start(self._main, timeout=self._start_timeout)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread is not None:
-            with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=30)
-        self._thread = None
+        self._thread.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -119,19 +105,7 @@ class DevCluster:
     ) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-        finally:
-            loop.close()
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
+    async def _main(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
         emu = ClusterEmulator(keep_history=self._keep_history)
         self.emulator = emu
         emu.on_change(self._notify)
@@ -158,8 +132,8 @@ class DevCluster:
                     ),
                 )
                 self.jobs.start()
-            self._ready.set()
-            await self._stop.wait()
+            ready()
+            await stop.wait()
             if self.jobs is not None:
                 await self.jobs.shutdown()
             emu.close_watches()
@@ -177,14 +151,11 @@ class DevCluster:
 
     def call(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
         """Run `fn()` on the emulator's loop and return its result (exceptions propagate)."""
-        if self._loop is None:
-            raise RuntimeError("the dev cluster is not running")
 
         async def wrapper() -> T:
             return fn()
 
-        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
-        return future.result(timeout)
+        return self._thread.call(wrapper, timeout)
 
     @property
     def emu(self) -> ClusterEmulator:
