@@ -21,6 +21,8 @@ import aiohttp
 import trustme
 from aiohttp import web
 
+from mistake_testbed.loop_thread import LoopThread
+
 HOST = "127.0.0.1"
 _FORWARDED = ("content-type", "accept", "user-agent")
 
@@ -42,12 +44,8 @@ class TlsProxy:
         self.peers: set[tuple[str, int]] = set()  # client (host, port) pairs: one per TCP connection
         self._held = False
         self._release: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
+        self._thread = LoopThread("tls-proxy")
         self._lock = threading.Lock()
-        self._error: BaseException | None = None
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -68,8 +66,9 @@ class TlsProxy:
 
     def release(self) -> None:
         self._held = False
-        if self._loop is not None and self._release is not None:
-            self._loop.call_soon_threadsafe(self._release.set)
+        loop = self._thread.loop
+        if loop is not None and self._release is not None:
+            loop.call_soon_threadsafe(self._release.set)
 
     def down(self) -> None:
         """Close the listener and every open connection: clients get connection refused until `up()`."""
@@ -84,9 +83,7 @@ class TlsProxy:
             self.is_down = False
 
     def _call(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if self._loop is None:
-            raise RuntimeError("the TLS proxy is not running")
-        asyncio.run_coroutine_threadsafe(factory(), self._loop).result(10)
+        self._thread.call(factory, 10)
 
     async def _close_listener(self) -> None:
         if self._site is not None:
@@ -104,20 +101,12 @@ class TlsProxy:
         await self._site.start()
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._run, name="tls-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise TimeoutError("the TLS proxy did not start")
-        if self._error is not None:
-            raise RuntimeError("the TLS proxy failed to start") from self._error
+        self._thread.start(self._main, timeout=10)
         return self
 
     def stop(self) -> None:
         self.release()
-        if self._loop is not None and self._stop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=10)
-        self._thread = None
+        self._thread.stop(timeout=10)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -125,19 +114,7 @@ class TlsProxy:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except BaseException as error:
-            self._error = error
-            self._ready.set()
-        finally:
-            loop.close()
-
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
+    async def _main(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
         self._release = asyncio.Event()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ca.issue_cert(HOST, "localhost").configure_cert(context)
@@ -153,8 +130,8 @@ class TlsProxy:
         self.port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as session:
             self._session = session
-            self._ready.set()
-            await self._stop.wait()
+            ready()
+            await stop.wait()
         await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
