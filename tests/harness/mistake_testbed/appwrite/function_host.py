@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mistake_testbed.loop_thread import LoopThread
+
 from .runtime import RuntimeContext, RuntimeRequest, invoke_async
 
 _loaded = 0
@@ -78,8 +80,7 @@ class FunctionHost:
         self._condition = threading.Condition()
         self._saved_env: dict[str, str | None] = {}
         self._main: Callable[[RuntimeContext], Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("function-host")
         self._runner: web.AppRunner | None = None
 
     @property
@@ -95,24 +96,17 @@ class FunctionHost:
             self._main = self.entrypoint
         else:
             self._main = load_entrypoint(self.entrypoint).main
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._start_async())
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                if self._runner is not None:
-                    loop.run_until_complete(self._runner.cleanup())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="function-host", daemon=True)
-        self._thread.start()
-        ready.wait()
+        self._thread.start(self._serve)
         return self
+
+    async def _serve(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+        await self._start_async()
+        ready()
+        try:
+            await stop.wait()
+        finally:
+            if self._runner is not None:
+                await self._runner.cleanup()
 
     async def _start_async(self) -> None:
         app = web.Application(client_max_size=20 * 1024 * 1024)
@@ -127,10 +121,7 @@ class FunctionHost:
             self.port = int(sockets[0].getsockname()[1])
 
     def stop(self) -> None:
-        if self._thread is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._thread.stop(timeout=10)
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
