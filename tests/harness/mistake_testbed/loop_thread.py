@@ -3,7 +3,8 @@
 `start(main)` runs `main(stop, ready)` on the thread's own loop: the coroutine sets its server up, calls `ready()`,
 waits for `stop`, and tears down. `start` returns once `ready()` ran (or raises the set-up error); `stop()` sets
 the event and joins. Whatever tasks are still pending afterwards (e.g. requests a fault holds open) are cancelled
-and awaited before the loop closes, so none is destroyed while pending.
+and awaited before the loop closes, so none is destroyed while pending. `close_listener` is the shared "server is
+down" switch of the aiohttp-based stand-ins.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from aiohttp import web
 
 T = TypeVar("T")
 Main = Callable[[asyncio.Event, Callable[[], None]], Awaitable[None]]
@@ -88,3 +91,17 @@ class LoopThread:
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+async def close_listener(site: web.TCPSite | None, runner: web.AppRunner | None) -> None:
+    """Stop accepting connections and drop the open ones, so clients see a server that is down.
+
+    Without the second step, kept-alive connections would still be served.
+    """
+    if site is not None:
+        await site.stop()
+    server = runner.server if runner is not None else None
+    for handler in list(getattr(server, "connections", [])):
+        handler.force_close()
+        if handler.transport is not None:
+            handler.transport.close()

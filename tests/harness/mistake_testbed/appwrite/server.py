@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from mistake_testbed.loop_thread import LoopThread
+from mistake_testbed.loop_thread import LoopThread, close_listener
 
 from .app import RequestRecord, ServerState, build_app
 from .events import EventBus, EventRecord, Execution, Subscription, ephemeral_key
@@ -290,14 +290,7 @@ class AppwriteTestServer:
             self.is_down = False
 
     async def _close_listener(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-        # Kept-alive connections would otherwise still be served.
-        server = self._runner.server if self._runner is not None else None
-        for handler in list(getattr(server, "connections", [])):
-            handler.force_close()
-            if handler.transport is not None:
-                handler.transport.close()
+        await close_listener(self._site, self._runner)
 
     async def _open_listener(self) -> None:
         assert self._runner is not None

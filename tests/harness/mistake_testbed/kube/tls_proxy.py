@@ -21,7 +21,7 @@ import aiohttp
 import trustme
 from aiohttp import web
 
-from mistake_testbed.loop_thread import LoopThread
+from mistake_testbed.loop_thread import LoopThread, close_listener
 
 HOST = "127.0.0.1"
 _FORWARDED = ("content-type", "accept", "user-agent")
@@ -86,14 +86,7 @@ class TlsProxy:
         self._thread.call(factory, 10)
 
     async def _close_listener(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-        # Kept-alive connections would otherwise still be served.
-        server = self._runner.server if self._runner is not None else None
-        for handler in list(getattr(server, "connections", [])):
-            handler.force_close()
-            if handler.transport is not None:
-                handler.transport.close()
+        await close_listener(self._site, self._runner)
 
     async def _open_listener(self) -> None:
         assert self._runner is not None
