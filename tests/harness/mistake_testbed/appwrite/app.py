@@ -230,6 +230,27 @@ class DocumentRoutes:
         )
         return json_response(upserted)
 
+    async def _adjust(self, request: web.Request, decrement: bool) -> web.Response:
+        database_id, container_id = self._ids(request)
+        body = await _json_body(request)
+        adjusted = self.state.store.adjust(
+            database_id,
+            container_id,
+            request.match_info[self.item],
+            request.match_info["column"],
+            body.get("value"),
+            body.get("min" if decrement else "max"),
+            self.rows,
+            decrement=decrement,
+        )
+        return json_response(adjusted)
+
+    async def increment(self, request: web.Request) -> web.Response:
+        return await self._adjust(request, decrement=False)
+
+    async def decrement(self, request: web.Request) -> web.Response:
+        return await self._adjust(request, decrement=True)
+
     async def delete(self, request: web.Request) -> web.Response:
         database_id, container_id = self._ids(request)
         self.state.store.delete(database_id, container_id, request.match_info[self.item], self.rows)
@@ -249,6 +270,8 @@ class DocumentRoutes:
         app.router.add_patch(item, self.update)
         app.router.add_put(item, self.upsert)
         app.router.add_delete(item, self.delete)
+        app.router.add_patch(item + "/{column}/increment", self.increment)
+        app.router.add_patch(item + "/{column}/decrement", self.decrement)
 
 
 class StorageRoutes:

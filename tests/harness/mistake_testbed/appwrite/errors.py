@@ -52,6 +52,25 @@ def container_not_found(rows: bool) -> AppwriteError:
     return AppwriteError(404, f"{noun}_not_found", f"{noun.capitalize()} with the requested ID could not be found.")
 
 
+def column_not_found(rows: bool) -> AppwriteError:
+    noun = "column" if rows else "attribute"
+    return AppwriteError(404, f"{noun}_not_found", f"{noun.capitalize()} with the requested ID could not be found.")
+
+
+def column_not_numeric(rows: bool, key: str) -> AppwriteError:
+    # Appwrite reports this with the attribute type on both routes.
+    noun = "Column" if rows else "Attribute"
+    return AppwriteError(400, "attribute_type_invalid", f'{noun} "{key}" is not a number')
+
+
+def column_bound_reached(rows: bool, key: str, bound: float, upper: bool) -> AppwriteError:
+    noun = "column" if rows else "attribute"
+    which = "maximum" if upper else "minimum"
+    return AppwriteError(
+        400, f"{noun}_limit_exceeded", f'{noun.capitalize()} "{key}" has reached the {which} value of {bound:g}'
+    )
+
+
 def database_not_found() -> AppwriteError:
     return AppwriteError(404, "database_not_found", "Database not found")
 

@@ -7,6 +7,7 @@ the Documents API shows `$collectionId`, the TablesDB API `$tableId`.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import secrets
 import threading
@@ -21,11 +22,14 @@ from .errors import (
     AppwriteError,
     already_exists,
     argument_invalid,
+    column_bound_reached,
+    column_not_found,
+    column_not_numeric,
     container_not_found,
     database_not_found,
     not_found,
 )
-from .schema import Collection, Schema
+from .schema import INT_MAX, INT_MIN, Collection, Schema
 from .values import apply_defaults, now_iso, user_data, validate
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$")
@@ -254,6 +258,50 @@ class Store:
                 return self.update(database_id, collection_id, document_id, data, permissions, rows, "upsert")
             return self.create(database_id, collection_id, document_id, data, permissions, rows, "upsert")
 
+    def adjust(
+        self,
+        database_id: str,
+        collection_id: str,
+        document_id: str,
+        key: str,
+        value: Any,
+        bound: Any,
+        rows: bool,
+        decrement: bool = False,
+    ) -> dict[str, Any]:
+        """Atomic increment (or decrement) of one numeric column, as Appwrite's `.../{column}/increment` route.
+
+        The change must be a number > 0; `bound` (the route's `max`, or `min` for a decrement) refuses a result
+        beyond it with 400 and changes nothing. Only the bound is checked, not the column's declared range (the
+        server adds in SQL without the structure validator). A null value counts as 0. Counts as a write and
+        publishes an `update` event, like the route's event label.
+        """
+        amount = _number(value, "value", 1)
+        limit = _number(bound, "min" if decrement else "max", None)
+        if amount is None or amount <= 0:
+            raise argument_invalid("Value must be numeric and greater than 0")
+        with self.lock:
+            state = self.collection(database_id, collection_id, rows)
+            current = state.documents.get(document_id)
+            if current is None:
+                raise not_found(rows)
+            attr = state.schema.attributes.get(key)
+            if attr is None:
+                raise column_not_found(rows)
+            if attr.array or attr.type not in {"integer", "double"}:
+                raise column_not_numeric(rows, key)
+            if attr.type == "integer":
+                if amount != int(amount):
+                    raise argument_invalid(f'Value must be a whole number for the integer column "{key}"')
+                amount = int(amount)
+            result = (current.get(key) or 0) + (-amount if decrement else amount)
+            if limit is not None and (result < limit if decrement else result > limit):
+                raise column_bound_reached(rows, key, limit, upper=not decrement)
+            if attr.type == "integer" and not INT_MIN <= result <= INT_MAX:
+                raise column_bound_reached(rows, key, INT_MIN if decrement else INT_MAX, upper=not decrement)
+            stored = {**current, key: result, "$updatedAt": now_iso()}
+            return self._commit(state, stored, "update", rows)
+
     def delete(self, database_id: str, collection_id: str, document_id: str, rows: bool) -> None:
         with self.lock:
             state = self.collection(database_id, collection_id, rows)
@@ -277,6 +325,14 @@ class Store:
             if document_id is not None:
                 return self.write_counts[(collection_id, document_id)]
             return sum(n for (c, _), n in self.write_counts.items() if c == collection_id)
+
+
+def _number(value: Any, param: str, default: float | None) -> float | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise argument_invalid(f"Invalid `{param}` param: Value must be a valid number")
+    return value
 
 
 __all__ = ["AppwriteError", "CollectionState", "Store", "WriteEvent", "check_id", "unique_id"]
