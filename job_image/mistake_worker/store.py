@@ -3,8 +3,10 @@
 The SDK has no async client and no request timeout, so every call runs in `io_pool` under `asyncio.wait_for`:
 the event loop never blocks, and a hung call costs one thread, not the batch. Transient failures (no answer,
 5xx, 429) are retried here with jittered exponential backoff; writes are made idempotent by their callers
-(deterministic ids, 409 handled, absolute values instead of increments) so a retried write that had in fact
-landed does no harm.
+(deterministic ids, 409 handled, absolute values) so a retried write that had in fact landed does no harm.
+Atomic increments are not idempotent: they are retried only after an answer that proves nothing was applied
+(429, 503, or no connection made); any other failure is reported, not retried, so a count is lost at most once
+and never added twice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 
 import appwrite.client as appwrite_client
 import requests
+import urllib3.exceptions
 from appwrite.client import Client
 from appwrite.exception import AppwriteException
 from appwrite.services.storage import Storage
@@ -98,6 +101,28 @@ class ConflictError(Exception):
     """Appwrite answered 409 (the id or a unique index is taken)."""
 
 
+class BoundReachedError(Exception):
+    """An increment would pass its `max` (a decrement its `min`): Appwrite refused it and changed nothing."""
+
+
+# Error types of Appwrite's increment/decrement routes when the result would pass the bound (TablesDB, Databases).
+BOUND_REACHED_TYPES = frozenset({"column_limit_exceeded", "attribute_limit_exceeded"})
+# Answers given before the request is acted on: Appwrite's rate limiter, or nothing there to serve it.
+NOT_APPLIED_CODES = frozenset({429, 503})
+
+
+def never_sent(error: AppwriteException) -> bool:
+    """True when the SDK failed before a connection to the server existed (refused, unresolvable, connect
+    timeout): the request cannot have been applied."""
+    cause = error.__cause__ or error.__context__
+    if not isinstance(cause, requests.exceptions.ConnectionError):
+        return False
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return True
+    inner = cause.args[0] if cause.args else None
+    return isinstance(getattr(inner, "reason", inner), urllib3.exceptions.NewConnectionError)
+
+
 def row_dict(row: Any) -> dict[str, Any]:
     """A Row/Document model or dict as one flat dict: system fields (`$id`, `$updatedAt`, ...) and user fields."""
     raw = dict(row) if isinstance(row, dict) else row.to_dict()
@@ -136,7 +161,9 @@ class AppwriteStore:
         self._backoff = worker.appwrite_backoff_seconds
         self.calls = 0
 
-    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, idempotent: bool = True, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` on the pool. A call that is not `idempotent` is retried only when the failure
+        proves it was not applied (see NOT_APPLIED_CODES and never_sent)."""
         loop = asyncio.get_running_loop()
         delay = self._backoff
         for attempt in range(1, self._attempts + 1):
@@ -151,12 +178,18 @@ class AppwriteStore:
                     raise NotFoundError(f"{what}: {error.message}") from error
                 if code == 409:
                     raise ConflictError(f"{what}: {error.message}") from error
+                if code == 400 and error.type in BOUND_REACHED_TYPES:
+                    raise BoundReachedError(f"{what}: {error.message}") from error
                 reason = appwrite_reason(code)
                 detail = f"{what}: HTTP {code} {error.type or ''} {error.message}".strip()
+                replay_safe = idempotent or code in NOT_APPLIED_CODES or never_sent(error)
             except TimeoutError:
                 reason, detail = Reason.APPWRITE_UNAVAILABLE, f"{what}: no answer within {self._timeout:g}s"
+                replay_safe = idempotent
             if reason is not Reason.APPWRITE_UNAVAILABLE or attempt == self._attempts:
                 raise WorkerError(reason, detail)
+            if not replay_safe:
+                raise WorkerError(reason, f"{detail} (not retried: it may have been applied)")
             log.info("appwrite %s failed (attempt %d), retrying: %s", what, attempt, detail)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
             delay *= 2
@@ -188,6 +221,24 @@ class AppwriteStore:
         """Update the given columns; raises NotFoundError when the row is gone."""
         row = await self._call(
             f"update {table}", self._tables.update_row, database_id or self.database_id, table, row_id, data
+        )
+        return row_dict(row)
+
+    async def increment_row(
+        self, table: str, row_id: str, column: str, value: int = 1, maximum: int | None = None
+    ) -> dict[str, Any]:
+        """Atomic `column += value` on the server; raises BoundReachedError (nothing changed) when the result
+        would pass `maximum`, NotFoundError when the row is gone. Not retried once it may have been applied."""
+        row = await self._call(
+            f"increment {table}.{column}",
+            self._tables.increment_row_column,
+            self.database_id,
+            table,
+            row_id,
+            column,
+            value,
+            maximum,
+            idempotent=False,
         )
         return row_dict(row)
 

@@ -8,7 +8,9 @@
   and `lastMistakeAt` change only when the question id was not linked yet: once per (KP, question).
 - Review states: one per (userId, knowledgePointId), deterministic id, 409 ignored.
 - Profile stats (domain §4.9): counted only for the record's first analysis (no `analyzedAt` before), after the
-  record has been written `completed`, with absolute values computed once so a retried write cannot add twice.
+  record has been written `completed`. The counters (totalMistakes, todayMistakes, weekMistakes) are atomic
+  server-side increments, so pods counting the same user at once lose nothing; the daily reset, activeDays and
+  the weekly chart are one plain write of values computed once, before the increments.
 Per-user locks serialise the read-modify-write steps of one user's records inside this pod.
 """
 
@@ -33,11 +35,22 @@ from mistake_api import Reason
 from .analysis import Analysis, clamp
 from .errors import WorkerError
 from .prompt import FALLBACK_MODULE, SUBJECTS
-from .store import MODULES, PROFILES, QUESTIONS, REVIEW_STATES, USER_KPS, AppwriteStore, ConflictError, NotFoundError
+from .store import (
+    MODULES,
+    PROFILES,
+    QUESTIONS,
+    REVIEW_STATES,
+    USER_KPS,
+    AppwriteStore,
+    BoundReachedError,
+    ConflictError,
+    NotFoundError,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_TZ = "Asia/Shanghai"
 STAT_LIMITS = {"todayMistakes": 1024, "weekMistakes": 10240, "activeDays": 10240}
+COUNTERS = ("totalMistakes", "todayMistakes", "weekMistakes")
 
 
 def stable_id(prefix: str, *parts: str) -> str:
@@ -402,7 +415,8 @@ class Writer:
         """Domain §4.9 step 7 for one new mistake; False when the user has no profile.
 
         Mistakes of one user that arrive while that user's profile is being written are counted together by the
-        next write (one read and one write for all of them), leaving the values one write each would leave.
+        next flush (one read, one plain write, one increment per counter for all of them), leaving the values
+        one flush each would leave.
         """
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         # Mark a failure seen even when this record was cancelled meanwhile (no "never retrieved" warning).
@@ -437,13 +451,53 @@ class Writer:
         profile = await self.profile(user_id)
         if profile is None:
             return False
-        update: dict[str, Any] = {}
-        for now in moments:  # as if written one after the other
-            step = stats_update(profile, now)
-            profile = {**profile, **step}
-            update.update(step)
-        await self.store.update_row(PROFILES, str(profile["$id"]), update)
+        row_id = str(profile["$id"])
+        write, increments = stats_plan(profile, moments)
+        try:
+            # First the plain write: a daily reset must land before today's increment, or it would wipe it.
+            await self.store.update_row(PROFILES, row_id, write)
+            for column, amount in increments.items():
+                await self._increment(row_id, column, amount)
+        except NotFoundError:
+            return False  # the profile was deleted meanwhile: like no profile at all
         return True
+
+    async def _increment(self, row_id: str, column: str, amount: int) -> None:
+        """`column += amount`, stopping at the column maximum (Appwrite refuses a result past `max` as a whole)."""
+        if amount <= 0:
+            return
+        maximum = STAT_LIMITS.get(column)
+        try:
+            await self.store.increment_row(PROFILES, row_id, column, amount, maximum)
+        except BoundReachedError:
+            # Near the maximum: one at a time until it is reached.
+            with contextlib.suppress(BoundReachedError):
+                for _ in range(amount if amount > 1 else 0):
+                    await self.store.increment_row(PROFILES, row_id, column, 1, maximum)
+
+
+def stats_plan(profile: dict[str, Any], moments: Sequence[datetime]) -> tuple[dict[str, Any], dict[str, int]]:
+    """(plain write, atomic increments) for new mistakes at `moments`, equal to one `stats_update` after another.
+
+    The plain write holds the daily reset (todayMistakes and todayPracticeSessions to 0, lastResetDate), activeDays
+    and lastActiveAt (the same whoever computes them for the same day), the weekly chart (a same-user race between
+    pods can lose one update of it) and statsUpdatedAt. The counters are increments: totalMistakes and
+    weekMistakes by the number of mistakes, todayMistakes by those since the last reset among them. A counter the
+    profile holds as null is written 0 first (SQL adds nothing to NULL).
+    """
+    current = dict(profile)
+    write: dict[str, Any] = {c: 0 for c in COUNTERS if profile.get(c) is None}
+    today = 0
+    for now in sorted(moments):
+        step = stats_update(current, now)
+        if "lastResetDate" in step:
+            write.update(todayMistakes=0, todayPracticeSessions=0, lastResetDate=step["lastResetDate"])
+            today = 0
+        today += 1
+        current.update(step)
+    for key in ("activeDays", "lastActiveAt", "weeklyMistakesData", "statsUpdatedAt"):
+        write[key] = current[key]
+    return write, {"totalMistakes": len(moments), "weekMistakes": len(moments), "todayMistakes": today}
 
 
 def stats_update(profile: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -81,10 +81,13 @@ def scenario(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Stack]:
     assert "Traceback" not in log, log[-6000:]
 
 
-def settle_and_check(stack: Stack, *, restarted: bool = False, timeout: float = 120.0) -> None:
-    """Wait until nothing is in flight, then assert the invariants every scenario must keep."""
+def settle_and_check(
+    stack: Stack, *, restarted: bool = False, timeout: float = 120.0, exact_stats: bool = True
+) -> None:
+    """Wait until nothing is in flight, then assert the invariants every scenario must keep (`exact_stats`: see
+    check_consistency)."""
     stack.wait_settled(timeout)
-    problems = check_consistency(stack)
+    problems = check_consistency(stack, exact_stats=exact_stats)
     assert problems == [], "\n".join(problems[:40])
     # The operator refreshes its gauges about once a second: wait for a refresh that agrees, then assert.
     with contextlib.suppress(TimeoutError):

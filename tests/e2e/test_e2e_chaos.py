@@ -60,7 +60,8 @@ def test_a_job_pod_killed_mid_batch(scenario: Stack) -> None:
     pod = running_pod(stack)
     assert pod is not None
     assert stack.cluster.kill_pod(stack.namespace, pod)
-    settle_and_check(stack)
+    # A kill between a record's `completed` write and its profile increment loses that count (docs/worker.md).
+    settle_and_check(stack, exact_stats=False)
     ends = [e for e in stack.cluster.history() if e.get("pod") == pod and e["event"] == "pod-failed"]
     assert [e["exit_code"] for e in ends] == [137]
 
@@ -73,7 +74,8 @@ def test_appwrite_503_for_five_seconds(scenario: Stack) -> None:
     stack.create_records(40)
     wait_until(lambda: any_running(stack), 60, "an analysis to start")
     stack.appwrite.fail(503, duration=5.0)
-    settle_and_check(stack)
+    # A profile write or increment still failing when the retries run out is logged and lost (never doubled).
+    settle_and_check(stack, exact_stats=False)
     hits = [r for r in stack.appwrite.requests if r.status == 503 and r.fault]
     assert hits, "the 503 window never hit a request"
     assert stack.summary().record_status == Counter({"completed": 40})

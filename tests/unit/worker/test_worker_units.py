@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,10 @@ import httpx2
 import openai
 import pytest
 import requests
+import urllib3.exceptions
+from appwrite.exception import AppwriteException
 from PIL import Image
+from pydantic import SecretStr
 
 from mistake_api import Reason
 from mistake_worker.analysis import CONTENT_MAX, InvalidOutput, parse_analysis
@@ -21,8 +26,8 @@ from mistake_worker.images import ImageLimits, prepare_image, sniff, target_size
 from mistake_worker.llm import classify
 from mistake_worker.prompt import SYSTEM_PROMPT, PromptContext, analysis_schema, user_text
 from mistake_worker.runner import _stale
-from mistake_worker.settings import BatchSettings, WorkerSettings
-from mistake_worker.store import _EnvOnceSession
+from mistake_worker.settings import AppwriteSettings, BatchSettings, WorkerSettings
+from mistake_worker.store import AppwriteStore, BoundReachedError, _EnvOnceSession, never_sent
 from mistake_worker.writeback import (
     Writer,
     education_level,
@@ -279,6 +284,7 @@ class _ProfileStore:
         self.profile = profile
         self.reads = 0
         self.writes = 0
+        self.increments = 0
 
     async def list_rows(self, table: str, queries: list[str]) -> list[dict[str, Any]]:
         self.reads += 1
@@ -289,6 +295,17 @@ class _ProfileStore:
         self.writes += 1
         await asyncio.sleep(0)
         self.profile = {**self.profile, **data}
+        return dict(self.profile)
+
+    async def increment_row(
+        self, table: str, row_id: str, column: str, value: int = 1, maximum: int | None = None
+    ) -> dict[str, Any]:
+        self.increments += 1
+        await asyncio.sleep(0)
+        result = int(self.profile.get(column) or 0) + value
+        if maximum is not None and result > maximum:
+            raise BoundReachedError(column)
+        self.profile = {**self.profile, column: result}
         return dict(self.profile)
 
 
@@ -311,3 +328,58 @@ def test_concurrent_mistakes_of_one_user_are_counted_as_one_write_each_would() -
     assert store.profile["totalMistakes"] == 3 + len(moments)
     assert store.writes < len(moments)  # the ones that queued behind the first write share the second
     assert store.reads == store.writes
+    assert store.increments <= 3 * store.writes  # one per counter and flush
+
+
+@pytest.fixture
+def io_pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(1) as pool:
+        yield pool
+
+
+def _store(pool: ThreadPoolExecutor) -> AppwriteStore:
+    settings = AppwriteSettings(endpoint="http://127.0.0.1:9/v1", project_id="p", api_key=SecretStr("k"))
+    return AppwriteStore(settings, WorkerSettings(appwrite_backoff_seconds=0.001), pool)
+
+
+def _failing_once(failure: Exception, calls: list[int]) -> Any:
+    def call() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise failure
+        return "ok"
+
+    return call
+
+
+def _sdk_error(code: int = 0, type_: str | None = None, cause: Exception | None = None) -> AppwriteException:
+    error = AppwriteException(cause if cause is not None else "boom", code, type_)
+    error.__context__ = cause  # the SDK raises it inside `except Exception as e`
+    return error
+
+
+def test_increments_are_retried_only_when_they_cannot_have_been_applied(io_pool: ThreadPoolExecutor) -> None:
+    no_connection = urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    refused = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/v1", no_connection))  # type: ignore[arg-type]
+    dropped = requests.exceptions.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted."))
+    assert never_sent(_sdk_error(cause=refused))
+    assert never_sent(_sdk_error(cause=requests.exceptions.ConnectTimeout("connect timed out")))
+    assert not never_sent(_sdk_error(cause=dropped))
+    assert not never_sent(_sdk_error(cause=requests.exceptions.ReadTimeout("read timed out")))
+
+    retried = [_sdk_error(429, "general_rate_limit_exceeded"), _sdk_error(503, "general_server_error")]
+    for failure in [*retried, _sdk_error(cause=refused)]:
+        calls: list[int] = []
+        assert asyncio.run(_store(io_pool)._call("increment", _failing_once(failure, calls), idempotent=False)) == "ok"
+        assert len(calls) == 2
+    for failure in [_sdk_error(500, "general_unknown"), _sdk_error(cause=dropped)]:
+        calls = []
+        with pytest.raises(WorkerError, match="not retried"):
+            asyncio.run(_store(io_pool)._call("increment", _failing_once(failure, calls), idempotent=False))
+        assert len(calls) == 1
+        calls = []  # the same failure of an idempotent write is retried
+        assert asyncio.run(_store(io_pool)._call("update", _failing_once(failure, calls))) == "ok"
+
+    calls = []
+    with pytest.raises(BoundReachedError):
+        asyncio.run(_store(io_pool)._call("increment", _failing_once(_sdk_error(400, "column_limit_exceeded"), calls)))
