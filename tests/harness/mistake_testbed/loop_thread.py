@@ -48,6 +48,24 @@ class LoopThread:
             self._thread = None
             raise RuntimeError(f"{self.name} failed to start: {self._error!r}") from self._error
 
+    def serve(
+        self,
+        setup: Callable[[], Awaitable[None]],
+        teardown: Callable[[], Awaitable[None]],
+        timeout: float = 30.0,
+    ) -> None:
+        """Start a server whose life is `setup()`, then waiting for `stop()`, then `teardown()`."""
+
+        async def main(stop: asyncio.Event, ready: Callable[[], None]) -> None:
+            await setup()
+            ready()
+            try:
+                await stop.wait()
+            finally:
+                await teardown()
+
+        self.start(main, timeout)
+
     def stop(self, timeout: float = 30.0) -> None:
         if self._thread is None:
             return

@@ -6,7 +6,6 @@ matching write; each run's status, body and `context.log`/`context.error` lines 
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import sys
@@ -96,17 +95,12 @@ class FunctionHost:
             self._main = self.entrypoint
         else:
             self._main = load_entrypoint(self.entrypoint).main
-        self._thread.start(self._serve)
+        self._thread.serve(self._start_async, self._stop_async)
         return self
 
-    async def _serve(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
-        await self._start_async()
-        ready()
-        try:
-            await stop.wait()
-        finally:
-            if self._runner is not None:
-                await self._runner.cleanup()
+    async def _stop_async(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     async def _start_async(self) -> None:
         app = web.Application(client_max_size=20 * 1024 * 1024)

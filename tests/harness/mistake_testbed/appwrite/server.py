@@ -70,16 +70,8 @@ class AppwriteTestServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> AppwriteTestServer:
-        self._thread.start(self._serve)
+        self._thread.serve(self._start_async, self._stop_async)
         return self
-
-    async def _serve(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
-        await self._start_async()
-        ready()
-        try:
-            await stop.wait()
-        finally:
-            await self._stop_async()
 
     async def _start_async(self) -> None:
         loop = asyncio.get_running_loop()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -125,17 +124,9 @@ class LLMTestServer:
 
     def start(self) -> LLMTestServer:
         """Start in a daemon thread with its own loop; returns once the port is bound."""
-        self._thread.start(self._serve)
+        # stop_async sets the shutdown event first, which releases held (`timeout` fault) connections.
+        self._thread.serve(self.start_async, self.stop_async)
         return self
-
-    async def _serve(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
-        await self.start_async()
-        ready()
-        try:
-            await stop.wait()
-        finally:
-            # stop_async sets the shutdown event first, which releases held (`timeout` fault) connections.
-            await self.stop_async()
 
     def stop(self) -> None:
         self._thread.stop()
