@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .prompt import ERROR_CAUSES, FALLBACK_MODULE, IMPORTANCE, KP_CATEGORIES, QUESTION_TYPES, SUBJECTS
+from mistake_api.subjects import SUBJECT_CODES, SUBJECTS
+
+from .prompt import ERROR_CAUSES, FALLBACK_MODULE, IMPORTANCE, KP_CATEGORIES, QUESTION_TYPES
 
 # Appwrite column sizes (domain model) the analysis ends up in.
 CONTENT_MAX = 5000
@@ -24,7 +26,6 @@ NAME_MAX = 100
 MAX_KNOWLEDGE_POINTS = 3
 MAX_MODULES = 2
 
-_CHINESE_TO_CODE = {v: k for k, v in SUBJECTS.items()}
 _TYPE_SYNONYMS = {
     "single_choice": "choice",
     "multiple_choice": "choice",
@@ -102,7 +103,7 @@ def _subject(value: Any) -> str | None:
     text = str(value or "").strip()
     if text.lower() in SUBJECTS:
         return text.lower()
-    return _CHINESE_TO_CODE.get(text)
+    return SUBJECT_CODES.get(text)
 
 
 def _type(value: Any) -> str:

@@ -13,17 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-SUBJECTS: Final[dict[str, str]] = {
-    "math": "数学",
-    "physics": "物理",
-    "chemistry": "化学",
-    "biology": "生物",
-    "chinese": "语文",
-    "english": "英语",
-    "history": "历史",
-    "geography": "地理",
-    "politics": "政治",
-}
+from mistake_api.subjects import SUBJECTS
+
 QUESTION_TYPES: Final = ("choice", "fillBlank", "shortAnswer", "essay")
 KP_CATEGORIES: Final = ("primary", "secondary", "related")
 IMPORTANCE: Final = ("high", "basic", "normal")

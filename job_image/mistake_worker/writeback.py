@@ -31,10 +31,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from appwrite.query import Query
 
 from mistake_api import Reason
+from mistake_api.subjects import SUBJECTS, subject_code
 
 from .analysis import Analysis, clamp
 from .errors import WorkerError
-from .prompt import FALLBACK_MODULE, SUBJECTS
+from .prompt import FALLBACK_MODULE
 from .store import (
     MODULES,
     PROFILES,
@@ -146,10 +147,9 @@ class ModuleCatalog:
 
     @staticmethod
     def by_subject(modules: Sequence[Module]) -> dict[str, list[str]]:
-        codes = {cn: code for code, cn in SUBJECTS.items()}
         out: dict[str, list[str]] = defaultdict(list)
         for m in modules:
-            code = codes.get(m.subject)
+            code = subject_code(m.subject)
             if code is not None and m.name not in out[code]:
                 out[code].append(m.name)
         return dict(out)
@@ -220,11 +220,9 @@ class Writer:
 
     async def user_kp_names(self, user_id: str, limit: int = 200) -> dict[str, list[str]]:
         rows = await self.store.list_rows(USER_KPS, [Query.equal("userId", user_id), Query.limit(limit)])
-        codes = {cn: code for code, cn in SUBJECTS.items()}
         out: dict[str, list[str]] = defaultdict(list)
         for r in rows:
-            subject = str(r.get("subject", ""))
-            code = subject if subject in SUBJECTS else codes.get(subject)
+            code = subject_code(str(r.get("subject", "")))
             name = str(r.get("name", ""))
             if code and name and name not in out[code] and len(out[code]) < 40:
                 out[code].append(name)

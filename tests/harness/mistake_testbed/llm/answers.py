@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mistake_api.subjects import SUBJECTS
 from mistake_testbed.llm.schema_instance import (
     JSON,
     Alternatives,
@@ -19,17 +20,6 @@ from mistake_testbed.llm.schema_instance import (
 )
 
 # Synonyms so a fixture's facts land in whichever vocabulary the client's schema uses.
-SUBJECT_NAMES = {
-    "math": "数学",
-    "physics": "物理",
-    "chemistry": "化学",
-    "biology": "生物",
-    "chinese": "语文",
-    "english": "英语",
-    "history": "历史",
-    "geography": "地理",
-    "politics": "政治",
-}
 TYPE_SYNONYMS = {
     "choice": ("choice", "single_choice", "singleChoice", "multiple_choice", "multipleChoice", "选择题"),
     "fillBlank": ("fillBlank", "fill", "fill_blank", "fill-in-blank", "fill_in_blank", "blank", "填空题"),
@@ -86,7 +76,7 @@ def facts_to_hints(facts: Mapping[str, JSON]) -> Hints:
     hints: dict[str, JSON] = {}
     for key, value in facts.items():
         if key == "subject" and isinstance(value, str):
-            value = Alternatives((value, SUBJECT_NAMES.get(value, value)))
+            value = Alternatives((value, SUBJECTS.get(value, value)))
         elif key == "type" and isinstance(value, str):
             value = Alternatives(TYPE_SYNONYMS.get(value, (value,)))
         for alias in KEY_ALIASES.get(key, (key,)):

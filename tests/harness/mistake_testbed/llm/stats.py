@@ -36,6 +36,8 @@ class RequestRecord:
     fault: str | None = None
     finish_reason: str | None = None
     client_gone: bool = False
+    generation: int = 0
+    """Which `reset()` period the request arrived in; older ones no longer count."""
 
     @property
     def duration(self) -> float | None:
@@ -46,7 +48,11 @@ class RequestRecord:
 
 
 class Stats:
-    """Thread-safe counters; `reset()` clears records and sets the peak to the current in-flight count."""
+    """Thread-safe counters.
+
+    `reset()` starts a new period: records, in-flight count and peak start from zero, and requests still in flight
+    from before (e.g. connections a `timeout` fault holds for another test) are left out of the new period's figures.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -55,6 +61,7 @@ class Stats:
         self._in_flight = 0
         self._peak = 0
         self._seq = 0
+        self._generation = 0
 
     def begin(self, method: str, path: str, retry_count: int | None) -> RequestRecord:
         with self._lock:
@@ -66,6 +73,7 @@ class Stats:
                 arrival=time.monotonic(),
                 arrival_wall=time.time(),
                 retry_count=retry_count,
+                generation=self._generation,
             )
             self._records.append(record)
             self._in_flight += 1
@@ -77,13 +85,16 @@ class Stats:
         with self._lock:
             record.end = time.monotonic()
             record.status = status
-            self._in_flight -= 1
+            if record.generation == self._generation:
+                self._in_flight -= 1
             self._cond.notify_all()
 
     def reset(self) -> None:
         with self._lock:
-            self._records = [r for r in self._records if r.end is None]
-            self._peak = self._in_flight
+            self._generation += 1
+            self._records = []
+            self._in_flight = 0
+            self._peak = 0
 
     @property
     def requests(self) -> list[RequestRecord]:
