@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import NAMESPACE, RELEASE, Rendered, rule_groups
+from chart_support import NAMESPACE, RELEASE, Rendered, rule_groups
 
 pytestmark = pytest.mark.chart
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CHART
+from chart_support import CHART
 
 from mistake_api.constants import CRD_NAME, PLURAL
 from mistake_testbed.fixtures.kube import StartOperator, ToolRunner

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CHART, Rendered, rule_groups
+from chart_support import CHART, Rendered, rule_groups
 
 from mistake_api.states import TERMINAL_PHASES, Phase
 from mistake_operator import dashboard

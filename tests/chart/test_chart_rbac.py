@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CASES, NAMESPACE, Rendered
+from chart_support import CASES, NAMESPACE, Rendered
 
 pytestmark = pytest.mark.chart
 

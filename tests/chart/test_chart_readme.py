@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART
+from chart_support import CHART
 
 pytestmark = pytest.mark.chart
 

@@ -10,7 +10,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import CASES, CHART, EXAMPLES, NAMESPACE, RELEASE, Helm, Rendered
+from chart_support import CASES, CHART, EXAMPLES, NAMESPACE, RELEASE, Helm, Rendered
 
 from mistake_api.constants import CRD_NAME
 from mistake_operator import settings as settings_mod

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import CHART, ROOT
+from chart_support import CHART, ROOT
 
 pytestmark = pytest.mark.chart
 

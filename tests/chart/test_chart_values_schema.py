@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHART, EXAMPLES, Helm
+from chart_support import CHART, EXAMPLES, Helm
 
 pytestmark = pytest.mark.chart
 

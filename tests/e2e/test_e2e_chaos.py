@@ -8,7 +8,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import settle_and_check
+from e2e_support import settle_and_check
 
 from mistake_api import constants as c
 from mistake_testbed.stack import Stack, metric_sum, scrape, wait_until

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import settle_and_check
+from e2e_support import settle_and_check
 
 from mistake_testbed.stack import BAD_KINDS, PHOTO_KINDS, Prometheus, Stack, Summary, dashboard_queries, wait_until
 from mistake_testbed.stack.core import DASHBOARD_DIR

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from appwrite.services.tables_db import TablesDB
-from conftest import DB, Api, record
+from appwrite_support import DB, Api, record
 
 from mistake_testbed.appwrite import AppwriteTestServer
 from mistake_testbed.appwrite.events import pattern_matches

@@ -6,7 +6,7 @@ import pytest
 import requests
 from appwrite.exception import AppwriteException
 from appwrite.services.tables_db import TablesDB
-from conftest import DB
+from appwrite_support import DB
 
 from mistake_testbed.appwrite import AppwriteTestServer
 

@@ -11,7 +11,7 @@ from appwrite.client import Client
 from appwrite.exception import AppwriteException
 from appwrite.services.databases import Databases
 from appwrite.services.tables_db import TablesDB
-from conftest import DB, Api, question
+from appwrite_support import DB, Api, question
 
 from mistake_testbed.appwrite import AppwriteTestServer
 

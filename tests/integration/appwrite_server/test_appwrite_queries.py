@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from appwrite.exception import AppwriteException
 from appwrite.query import Query
-from conftest import Api, record
+from appwrite_support import Api, record
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from appwrite.query import Query
 from appwrite.role import Role
 from appwrite.services.databases import Databases
 from appwrite.services.tables_db import TablesDB
-from conftest import DB, Api, question, record
+from appwrite_support import DB, Api, question, record
 
 from mistake_testbed.appwrite import AppwriteTestServer
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from appwrite.exception import AppwriteException
-from conftest import Api, question, record
+from appwrite_support import Api, question, record
 
 from mistake_testbed.appwrite import AppwriteTestServer, load_schema
 
